@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Both install what
+# is missing first: Debian packages (apt-get), then Go modules.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+# sip-tester is sipp.
+DEB_PACKAGES := sip-tester ca-certificates
+
+.PHONY: all deps build test demo vet clean
+
+all: build
+
+deps:
+	@command -v $(GO) >/dev/null || { \
+	  echo "== installing Go from Debian (it fetches the toolchain go.mod asks for)"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends golang-go; }
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing Debian packages:$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+build: deps
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

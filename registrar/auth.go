@@ -1,0 +1,93 @@
+package registrar
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipline/sipline/registrar/digest"
+)
+
+// authenticate checks the request's digest credentials: Authorization for
+// a registrar (401), Proxy-Authorization for a proxy (407). It returns the
+// authenticated user name, or a *StatusError that carries a challenge.
+// Unknown users and wrong passwords get the same answer.
+func (r *Registrar) authenticate(req *sip.Request, proxy bool) (string, error) {
+	hname := "Authorization"
+	if proxy {
+		hname = "Proxy-Authorization"
+	}
+	var cred digest.Credentials
+	found := false
+	for _, h := range req.GetHeaders(hname) {
+		c, err := digest.ParseCredentials(h.Value())
+		if err != nil {
+			r.metrics.authFailures.WithLabelValues("malformed").Inc()
+			return "", statusErr(sip.StatusBadRequest, "Malformed "+hname, fmt.Errorf("%s %q: %w", hname, h.Value(), err))
+		}
+		if c.Realm == r.domain {
+			cred, found = c, true
+			break
+		}
+	}
+	if !found {
+		return "", r.challenge(proxy, false, nil)
+	}
+	if !r.offers(cred.Algorithm) {
+		r.metrics.authFailures.WithLabelValues("algorithm").Inc()
+		return "", r.challenge(proxy, false, fmt.Errorf("algorithm %s not offered", cred.Algorithm))
+	}
+	ha1, known := r.users[cred.Username][cred.Algorithm]
+	if !known {
+		ha1 = r.dummyHA1[cred.Algorithm]
+	}
+	err := r.auth.Verify(string(req.Method), cred, ha1)
+	switch {
+	case err == nil && known:
+		return cred.Username, nil
+	case err == nil:
+		// Unreachable unless the random HA1 is guessed.
+		err = fmt.Errorf("%w: unknown user", digest.ErrBadResponse)
+	case errors.Is(err, digest.ErrStale):
+		r.metrics.authFailures.WithLabelValues("stale").Inc()
+		return "", r.challenge(proxy, true, err)
+	}
+	r.metrics.authFailures.WithLabelValues(failureReason(err)).Inc()
+	return "", r.challenge(proxy, false, fmt.Errorf("user %q: %w", cred.Username, err))
+}
+
+func (r *Registrar) offers(alg digest.Algorithm) bool {
+	for _, a := range r.algorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// challenge builds the 401 or 407 with one challenge per offered algorithm.
+func (r *Registrar) challenge(proxy, stale bool, cause error) *StatusError {
+	code, reason, hname := sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate"
+	if proxy {
+		code, reason, hname = sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate"
+	}
+	e := statusErr(code, reason, cause)
+	for _, alg := range r.algorithms {
+		e.Headers = append(e.Headers, [2]string{hname, r.auth.Challenge(alg, stale).String()})
+	}
+	return e
+}
+
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, digest.ErrReplay):
+		return "replay"
+	case errors.Is(err, digest.ErrBadNonce):
+		return "nonce"
+	case errors.Is(err, digest.ErrBadResponse):
+		return "credentials"
+	default:
+		return "other"
+	}
+}

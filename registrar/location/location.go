@@ -1,0 +1,62 @@
+package location
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound is returned by Lookup when an AOR has no bindings.
+	ErrNotFound = errors.New("location: not found")
+	// ErrClosed is returned by a Store used after Close.
+	ErrClosed = errors.New("location: store closed")
+)
+
+// Binding is one registered contact of an address-of-record (RFC 3261 §10).
+//
+// A Store keeps bindings as it is given them: it applies no clock, so it
+// returns expired bindings too. The registrar filters and purges them.
+type Binding struct {
+	// AOR is the canonical address-of-record, "sip:alice@example.com".
+	AOR string `json:"aor"`
+	// Contact is the contact URI as registered, without header parameters.
+	Contact string `json:"contact"`
+	// Q is the contact's q-value times 1000 (0..1000); 0 means none given.
+	Q int `json:"q,omitempty"`
+	// Expires is when the binding lapses.
+	Expires time.Time `json:"expires"`
+	// CallID and CSeq of the REGISTER that last refreshed the binding.
+	CallID string `json:"call_id"`
+	CSeq   uint32 `json:"cseq"`
+	// Instance is the +sip.instance value and RegID the reg-id (RFC 5626), if any.
+	Instance string `json:"instance,omitempty"`
+	RegID    int    `json:"reg_id,omitempty"`
+	// Transport ("UDP", "TCP", "TLS") and Source ("ip:port") the REGISTER
+	// arrived on: the flow to reach the contact through.
+	Transport string `json:"transport"`
+	Source    string `json:"source"`
+	// UserAgent is the registering client's User-Agent header.
+	UserAgent string `json:"user_agent,omitempty"`
+	// Updated is when the binding was last written.
+	Updated time.Time `json:"updated"`
+}
+
+// UpdateFunc receives the bindings an AOR has now (possibly none) and
+// returns the set it should have instead. An error aborts the update.
+type UpdateFunc func(current []Binding) ([]Binding, error)
+
+// Store keeps bindings. Implementations are safe for concurrent use.
+type Store interface {
+	// Update atomically replaces the bindings of aor with what fn returns.
+	// fn may run more than once and must not have side effects. Update
+	// returns the stored set once it is durable; an empty set removes the AOR.
+	Update(ctx context.Context, aor string, fn UpdateFunc) ([]Binding, error)
+	// Lookup returns the bindings of aor, or ErrNotFound when it has none.
+	Lookup(ctx context.Context, aor string) ([]Binding, error)
+	// Range calls fn for each AOR with its bindings, in no defined order,
+	// until fn returns false.
+	Range(ctx context.Context, fn func(aor string, bindings []Binding) bool) error
+	// Close flushes and releases the store. It is idempotent.
+	Close() error
+}

@@ -1,0 +1,305 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipline/sipline/registrar/location"
+)
+
+// contactReq is one Contact of a REGISTER, as asked.
+type contactReq struct {
+	uri      string
+	expires  int
+	q        int
+	instance string
+	regID    int
+}
+
+func (r *Registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
+	r.track(req, tx, func(ctx context.Context) (*sip.Response, error) {
+		return r.register(ctx, req)
+	})
+}
+
+// register implements RFC 3261 §10.3.
+func (r *Registrar) register(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if !r.isLocalHost(req.Recipient.Host) {
+		return nil, statusErr(sip.StatusNotFound, "Not Found", fmt.Errorf("domain %q is not served here", req.Recipient.Host))
+	}
+	if err := r.checkRequire(req, "Require"); err != nil {
+		return nil, err
+	}
+	to := req.To()
+	if to == nil || req.CallID() == nil || req.CSeq() == nil {
+		return nil, statusErr(sip.StatusBadRequest, "Missing To, Call-ID or CSeq", nil)
+	}
+	user, err := r.authenticate(req, false)
+	if err != nil {
+		return nil, err
+	}
+	if to.Address.User != user || !r.isLocalHost(to.Address.Host) {
+		return nil, statusErr(sip.StatusForbidden, "Forbidden", fmt.Errorf("user %q may not register %q", user, to.Address.String()))
+	}
+	aor := r.aor(user)
+
+	contacts, star, err := r.parseContacts(req)
+	if err != nil {
+		return nil, err
+	}
+
+	callID := req.CallID().Value()
+	cseq := req.CSeq().SeqNo
+	src := flowKey{transport: strings.ToUpper(req.Transport()), addr: req.Source()}
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	now := r.now()
+
+	var bs []location.Binding
+	if len(contacts) == 0 && !star {
+		bs, err = r.store.Lookup(ctx, aor)
+		if errors.Is(err, location.ErrNotFound) {
+			err = nil
+		}
+		bs = live(bs, now)
+	} else {
+		bs, err = r.store.Update(ctx, aor, func(cur []location.Binding) ([]location.Binding, error) {
+			return r.apply(live(cur, now), contacts, star, aor, callID, cseq, src, ua, now)
+		})
+		if err == nil {
+			r.noteBindings(aor, bs)
+			if src.stream() && !r.flowAlive(src) {
+				// The connection closed while we stored: drop what it bound.
+				go r.dropFlow(src)
+			}
+		}
+	}
+	if err != nil {
+		var se *StatusError
+		if errors.As(err, &se) {
+			return nil, se
+		}
+		return nil, statusErr(sip.StatusInternalServerError, "Server Internal Error", fmt.Errorf("store %s: %w", aor, err))
+	}
+
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	outbound := false
+	for _, b := range bs {
+		res.AppendHeader(contactHeader(b, now))
+		outbound = outbound || b.RegID > 0
+	}
+	if outbound && hasOption(req, "Supported", "outbound") {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	if star || len(contacts) > 0 {
+		r.log.Info("registered", "aor", aor, "call_id", callID, "contacts", len(bs), "source", src.String())
+	}
+	return res, nil
+}
+
+// apply computes an AOR's bindings after a REGISTER. It has no side
+// effects: the store may call it more than once.
+func (r *Registrar) apply(cur []location.Binding, contacts []contactReq, star bool, aor, callID string, cseq uint32, src flowKey, ua string, now time.Time) ([]location.Binding, error) {
+	if star {
+		for _, b := range cur {
+			if b.CallID == callID && cseq <= b.CSeq {
+				return nil, statusErr(sip.StatusInternalServerError, "Out of Order CSeq", fmt.Errorf("cseq %d <= %d", cseq, b.CSeq))
+			}
+		}
+		return nil, nil
+	}
+	out := slices.Clone(cur)
+	var added []int
+	for _, c := range contacts {
+		i := slices.IndexFunc(out, func(b location.Binding) bool { return sameBinding(b, c) })
+		if i >= 0 && out[i].CallID == callID && cseq <= out[i].CSeq {
+			return nil, statusErr(sip.StatusInternalServerError, "Out of Order CSeq", fmt.Errorf("contact %s: cseq %d <= %d", c.uri, cseq, out[i].CSeq))
+		}
+		if c.expires == 0 {
+			if i >= 0 {
+				out = slices.Delete(out, i, i+1)
+			}
+			continue
+		}
+		b := location.Binding{
+			AOR: aor, Contact: c.uri, Q: c.q,
+			Expires: now.Add(time.Duration(c.expires) * time.Second),
+			CallID:  callID, CSeq: cseq,
+			Instance: c.instance, RegID: c.regID,
+			Transport: src.transport, Source: src.addr,
+			UserAgent: ua, Updated: now,
+		}
+		if i >= 0 {
+			out[i] = b
+		} else {
+			out = append(out, b)
+			added = append(added, len(out)-1)
+		}
+	}
+	// Over the cap, drop the least recently refreshed bindings, but never
+	// one this request adds.
+	for len(out) > r.maxContacts {
+		oldest := -1
+		for i, b := range out {
+			if slices.Contains(added, i) {
+				continue
+			}
+			if oldest < 0 || b.Updated.Before(out[oldest].Updated) {
+				oldest = i
+			}
+		}
+		if oldest < 0 {
+			return nil, statusErr(sip.StatusForbidden, "Too Many Contacts", fmt.Errorf("%d contacts, max %d", len(out), r.maxContacts))
+		}
+		out = slices.Delete(out, oldest, oldest+1)
+		for j := range added {
+			if added[j] > oldest {
+				added[j]--
+			}
+		}
+	}
+	return out, nil
+}
+
+// sameBinding matches a stored binding to a requested contact: by
+// instance and reg-id when the UA gives them (RFC 5626 §6), else by URI.
+func sameBinding(b location.Binding, c contactReq) bool {
+	if c.instance != "" || b.Instance != "" {
+		return b.Instance == c.instance && b.RegID == c.regID
+	}
+	return b.Contact == c.uri
+}
+
+// parseContacts reads the Contact and Expires header fields and applies
+// the expiry rules: the contact's expires parameter, else the Expires
+// header, else the default; capped at the maximum; 423 below the minimum.
+func (r *Registrar) parseContacts(req *sip.Request) ([]contactReq, bool, error) {
+	hdrExp := -1
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+		if err != nil {
+			return nil, false, statusErr(sip.StatusBadRequest, "Bad Expires", fmt.Errorf("Expires %q: %w", h.Value(), err))
+		}
+		hdrExp = int(min(n, 1<<31-1))
+	}
+	var out []contactReq
+	star := false
+	for _, h := range req.GetHeaders("Contact") {
+		ch, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact", fmt.Errorf("Contact %q", h.Value()))
+		}
+		if ch.Address.Wildcard {
+			star = true
+			continue
+		}
+		c := contactReq{uri: contactURI(ch), expires: hdrExp}
+		if v, ok := ch.Params.Get("expires"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			if err != nil {
+				return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact expires", fmt.Errorf("expires %q: %w", v, err))
+			}
+			c.expires = int(min(n, 1<<31-1))
+		}
+		if c.expires < 0 {
+			c.expires = r.expDefault
+		}
+		if c.expires > 0 && c.expires < r.expMin {
+			return nil, false, statusErr(sip.StatusIntervalToBrief, "Interval Too Brief",
+				fmt.Errorf("contact %s expires %d < %d", c.uri, c.expires, r.expMin),
+				[2]string{"Min-Expires", strconv.Itoa(r.expMin)})
+		}
+		c.expires = min(c.expires, r.expMax)
+		if v, ok := ch.Params.Get("q"); ok {
+			q, err := strconv.ParseFloat(v, 64)
+			if err != nil || q < 0 || q > 1 {
+				return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact q", fmt.Errorf("q %q", v))
+			}
+			c.q = int(q*1000 + 0.5)
+		}
+		if v, ok := ch.Params.Get("+sip.instance"); ok {
+			c.instance = strings.Trim(v, `"`)
+		}
+		if v, ok := ch.Params.Get("reg-id"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return nil, false, statusErr(sip.StatusBadRequest, "Bad reg-id", fmt.Errorf("reg-id %q", v))
+			}
+			c.regID = n
+		}
+		out = append(out, c)
+	}
+	if star && (len(out) > 0 || hdrExp != 0) {
+		return nil, false, statusErr(sip.StatusBadRequest, "Contact * needs Expires: 0 and no other contact", nil)
+	}
+	return out, star, nil
+}
+
+// contactURI is the contact's URI as stored: without its header params.
+func contactURI(ch *sip.ContactHeader) string {
+	u := ch.Address
+	u.Headers = nil
+	return u.String()
+}
+
+// contactHeader renders a binding for a 200 OK to REGISTER.
+func contactHeader(b location.Binding, now time.Time) sip.Header {
+	var sb strings.Builder
+	sb.WriteString("<" + b.Contact + ">;expires=")
+	sb.WriteString(strconv.Itoa(max(0, int(b.Expires.Sub(now).Round(time.Second)/time.Second))))
+	if b.Q > 0 {
+		sb.WriteString(";q=" + strconv.FormatFloat(float64(b.Q)/1000, 'f', -1, 64))
+	}
+	if b.Instance != "" {
+		sb.WriteString(`;+sip.instance="` + b.Instance + `"`)
+	}
+	if b.RegID > 0 {
+		sb.WriteString(";reg-id=" + strconv.Itoa(b.RegID))
+	}
+	return sip.NewHeader("Contact", sb.String())
+}
+
+// aor is the canonical address-of-record of a local user.
+func (r *Registrar) aor(user string) string { return "sip:" + user + "@" + r.domain }
+
+// supported lists the option tags this registrar understands.
+var supported = []string{"outbound"}
+
+// checkRequire answers 420 Bad Extension for option tags we lack (RFC 3261 §8.2.2.3).
+func (r *Registrar) checkRequire(req *sip.Request, name string) error {
+	var bad []string
+	for _, h := range req.GetHeaders(name) {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			tag = strings.TrimSpace(tag)
+			if tag != "" && !slices.Contains(supported, strings.ToLower(tag)) {
+				bad = append(bad, tag)
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return statusErr(sip.StatusBadExtension, "Bad Extension", fmt.Errorf("%s: %s", name, strings.Join(bad, ", ")),
+		[2]string{"Unsupported", strings.Join(bad, ", ")})
+}
+
+func hasOption(req *sip.Request, header, tag string) bool {
+	for _, h := range req.GetHeaders(header) {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(t), tag) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// track runs one request's handling: it counts it, maps an error to its
+// response in this one place, sends the response and logs failures once.
+func (r *Registrar) track(req *sip.Request, tx sip.ServerTransaction, handle func(ctx context.Context) (*sip.Response, error)) {
+	method := string(req.Method)
+	r.metrics.requests.WithLabelValues(method).Inc()
+	r.metrics.transactions.Inc()
+	defer r.metrics.transactions.Dec()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tx.OnTerminate(func(string, error) { cancel() })
+
+	res, err := handle(ctx)
+	if err != nil {
+		res = r.errorResponse(req, err)
+	}
+	if res != nil {
+		r.respond(tx, req, res)
+	}
+}
+
+// errorResponse maps err to a final response: a *StatusError as it says,
+// anything else 500.
+func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		se = statusErr(sip.StatusInternalServerError, "Server Internal Error", err)
+	}
+	res := sip.NewResponseFromRequest(req, se.Code, se.Reason, nil)
+	for _, h := range se.Headers {
+		res.AppendHeader(sip.NewHeader(h[0], h[1]))
+	}
+	log := r.log.Info
+	switch {
+	case se.Code == sip.StatusUnauthorized || se.Code == sip.StatusProxyAuthRequired:
+		log = r.log.Debug
+		if se.Err != nil {
+			log = r.log.Info
+		}
+	case se.Code >= 500:
+		log = r.log.Error
+	}
+	log("request refused", "method", string(req.Method), "call_id", callID(req),
+		"from", addrOf(req), "status", se.Code, "error", se.Err)
+	return res
+}
+
+func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
+		return
+	}
+	r.metrics.responses.WithLabelValues(string(req.Method), strconv.Itoa(res.StatusCode/100)+"xx").Inc()
+}
+
+func addrOf(req *sip.Request) string {
+	if f := req.From(); f != nil {
+		return f.Address.String()
+	}
+	return ""
+}
