@@ -81,23 +81,29 @@ users:
   carol: {password: carol-secret}
 `
 
-// startRegistrar starts the registrar on fresh loopback ports with its
-// data in a temporary directory; extra is appended to the config.
-func startRegistrar(t *testing.T, extra string) *registrar {
-	t.Helper()
-	return startRegistrarIn(t, "", extra)
+// regOpts are what a test changes in the registrar's config.
+type regOpts struct {
+	netns   string // run inside this network namespace
+	tls     string // listen.tls address
+	tlsCert string
+	tlsKey  string
 }
 
-// startRegistrarIn is startRegistrar inside network namespace netns.
-func startRegistrarIn(t *testing.T, netns, extra string) *registrar {
+// startRegistrar starts the registrar on fresh loopback ports with its
+// data in a temporary directory.
+func startRegistrar(t *testing.T, o regOpts) *registrar {
 	t.Helper()
-	r := &registrar{t: t, dir: t.TempDir(), port: freePort(t), netns: netns}
+	r := &registrar{t: t, dir: t.TempDir(), port: freePort(t), netns: o.netns}
 	r.admin = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	r.config = filepath.Join(r.dir, "registrar.yaml")
 	cfg := fmt.Sprintf(`
 listen:
   udp: 127.0.0.1:%[1]d
   tcp: 127.0.0.1:%[1]d
+  tls: %[5]q
+tls:
+  cert: %[6]q
+  key: %[7]q
 domain: 127.0.0.1
 store: bolt
 data_dir: %[2]s
@@ -107,7 +113,7 @@ log:
   level: debug
 admin:
   listen: %[3]s
-%[4]s%[5]s`, r.port, filepath.Join(r.dir, "data"), r.admin, usersYAML, extra)
+%[4]s`, r.port, filepath.Join(r.dir, "data"), r.admin, usersYAML, o.tls, o.tlsCert, o.tlsKey)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

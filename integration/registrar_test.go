@@ -3,7 +3,18 @@ package integration_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +24,7 @@ import (
 )
 
 func TestRegisterWithDigest(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	tests := []struct {
 		name      string
 		user      string
@@ -52,7 +63,7 @@ func TestRegisterWithDigest(t *testing.T) {
 }
 
 func TestUnregisterWithStar(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	alice := register(t, r, "alice", "u1", 200, "3600", 0, "")
 	alice.mustPass(r, 20*time.Second)
 	registered(t, r, alice, "UDP")
@@ -69,7 +80,7 @@ func TestCallThroughProxy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(transportName(tt.caller)+" to "+transportName(tt.callee), func(t *testing.T) {
-			r := startRegistrar(t, "")
+			r := startRegistrar(t, regOpts{})
 			bob := register(t, r, "bob", tt.callee, 200, "3600", 15*time.Second, "uas.xml")
 			registered(t, r, bob, transportName(tt.callee))
 			sf := scenario(t, t.TempDir(), "uac.xml", nil)
@@ -89,7 +100,7 @@ func TestCallThroughProxy(t *testing.T) {
 }
 
 func TestCancelWhileRinging(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	bob := register(t, r, "bob", "u1", 200, "3600", 15*time.Second, "uas_cancel.xml")
 	registered(t, r, bob, "UDP")
 	sf := scenario(t, t.TempDir(), "uac_cancel.xml", nil)
@@ -101,7 +112,7 @@ func TestCancelWhileRinging(t *testing.T) {
 }
 
 func TestCallFailures(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	tests := []struct {
 		name   string
 		callee string
@@ -119,7 +130,7 @@ func TestCallFailures(t *testing.T) {
 }
 
 func TestClosedTCPFlowGets480AtOnce(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	// bob registers over TCP and exits, which closes his connection.
 	register(t, r, "bob", "t1", 200, "3600", 0, "").mustPass(r, 20*time.Second)
 	waitFor(t, 5*time.Second, "bob's binding to go with his connection", func() bool {
@@ -134,7 +145,7 @@ func TestClosedTCPFlowGets480AtOnce(t *testing.T) {
 }
 
 func TestBindingSurvivesKill9(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	bob := register(t, r, "bob", "u1", 200, "3600", 20*time.Second, "uas.xml")
 	registered(t, r, bob, "UDP")
 	r.kill9()
@@ -150,7 +161,7 @@ func TestBindingSurvivesKill9(t *testing.T) {
 }
 
 func TestOptionsPingAndCRLFKeepalive(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	c, err := net.Dial("udp", r.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +202,7 @@ func exchange(t *testing.T, c net.Conn, msg string) string {
 }
 
 func TestOversizedMessageIsRefused(t *testing.T) {
-	r := startRegistrar(t, "")
+	r := startRegistrar(t, regOpts{})
 	c, err := net.Dial("tcp", r.addr())
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +241,7 @@ func tortureDir(t *testing.T) string {
 // with only loopback: nothing they send can leave the machine.
 func TestTortureMessagesDoNotCrash(t *testing.T) {
 	ns := netns(t)
-	r := startRegistrarIn(t, ns, "")
+	r := startRegistrar(t, regOpts{netns: ns})
 	sender := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestTortureSender$", "-test.v", "-test.count=1")
 	sender.Env = append(os.Environ(), "TORTURE_ADDR="+r.addr(), "TORTURE_DIR="+tortureDir(t))
 	out, err := sender.CombinedOutput()
@@ -291,5 +302,100 @@ func TestTortureSender(t *testing.T) {
 		if !strings.HasPrefix(got, "SIP/2.0 200") {
 			t.Fatalf("OPTIONS over %s after the torture: %q", network, got)
 		}
+	}
+}
+
+func TestForkingFirstAnswerWinsAndTheOtherBranchIsCancelled(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	ringer := register(t, r, "bob", "u1", 200, "3600", 15*time.Second, "uas_cancel.xml")
+	registered(t, r, ringer, "UDP")
+	answerer := register(t, r, "bob", "t1", 200, "3600", 15*time.Second, "uas.xml")
+	registered(t, r, answerer, "TCP")
+	sf := scenario(t, t.TempDir(), "uac.xml", nil)
+	sipp(t, r, "alice", "u1", sf, 20*time.Second, "-key", "callee", "bob").mustPass(r, 25*time.Second)
+	waitFor(t, 10*time.Second, "the ringing branch to be cancelled", func() bool {
+		return strings.Contains(ringer.messages(), "CANCEL sip:bob@")
+	})
+	if !strings.Contains(answerer.messages(), "BYE sip:") {
+		t.Fatalf("the answering branch did not get the BYE:\n%s", answerer.logs(r))
+	}
+}
+
+func TestOptionsOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	port := freePort(t)
+	r := startRegistrar(t, regOpts{tls: fmt.Sprintf("127.0.0.1:%d", port), tlsCert: cert, tlsKey: key})
+	c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("TLS handshake: %v\n%s", err, r.logTail())
+	}
+	defer c.Close()
+	msg := "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS " + c.LocalAddr().String() + ";branch=z9hG4bK-tls1\r\nFrom: <sip:probe@example.org>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: tls-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS over TLS: %q, %v\n%s", line, err, r.logTail())
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1.
+func selfSigned(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}
+
+func TestMetricsAndRegistrations(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	register(t, r, "alice", "u1", 200, "3600", 0, "").mustPass(r, 20*time.Second)
+	register(t, r, "mallory", "u1", 401, "3600", 0, "").mustPass(r, 20*time.Second)
+	res, err := http.Get("http://" + r.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`sip_requests_total{method="REGISTER"} 4`,
+		`sip_responses_total{class="2xx",method="REGISTER"} 1`,
+		`sip_responses_total{class="4xx",method="REGISTER"} 3`,
+		`sip_auth_failures_total{reason="credentials"} 1`,
+		`sip_bindings_active 1`,
+		`sip_transactions_active 0`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if regs := r.registrations(); !strings.Contains(regs, `"aor": "sip:alice@127.0.0.1"`) || !strings.Contains(regs, `"user_agent": "sipp"`) {
+		t.Errorf("/registrations:\n%s", regs)
 	}
 }
