@@ -447,3 +447,39 @@ func TestMaxForwardsZeroGets483(t *testing.T) {
 		t.Fatalf("got %d, want 483", res.StatusCode)
 	}
 }
+
+func TestRequestsToTheRegistrarItselfGet405WithAllow(t *testing.T) {
+	f := newFixture(t)
+	res := final(t, f.do(f.request(`
+MESSAGE sip:127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK-m$SEQ
+Max-Forwards: 70
+From: <sip:carol@elsewhere.test>;tag=m1
+To: <sip:127.0.0.1:5060>
+Call-ID: msg-$SEQ
+CSeq: 1 MESSAGE
+Content-Length: 0
+`, "10.0.0.5:5070")))
+	if res.StatusCode != 405 || res.GetHeader("Allow") == nil {
+		t.Fatalf("got %s", res.StartLine())
+	}
+}
+
+func TestALoopIsDetected(t *testing.T) {
+	f := newFixture(t)
+	raw := strings.ReplaceAll(inviteReq("carol@elsewhere.test", "bob@example.test"), "$SEQ", "7")
+	first := f.request(raw, "10.0.0.7:5080")
+	// What the proxy would send on carries its Via; the same request
+	// coming back with it is a loop.
+	branch := registrar.LoopBranch(first)
+	looped := f.request(strings.Replace(raw, "Via: SIP/2.0/UDP 10.0.0.7:5080;branch=z9hG4bK-i7",
+		"Via: SIP/2.0/UDP 127.0.0.1:5060;branch="+branch+"\nVia: SIP/2.0/UDP 10.0.0.7:5080;branch=z9hG4bK-i7", 1), "127.0.0.1:5060")
+	if res := final(t, f.do(looped)); res.StatusCode != 482 {
+		t.Fatalf("got %d, want 482 Loop Detected", res.StatusCode)
+	}
+	spiral := f.request(strings.Replace(raw, "Via: SIP/2.0/UDP 10.0.0.7:5080;branch=z9hG4bK-i7",
+		"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-sl000000000000.x\nVia: SIP/2.0/UDP 10.0.0.7:5080;branch=z9hG4bK-i7", 1), "127.0.0.1:5060")
+	if res := final(t, f.do(spiral)); res.StatusCode == 482 {
+		t.Fatal("a spiral (our Via, another request) was taken for a loop")
+	}
+}

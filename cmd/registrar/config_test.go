@@ -70,3 +70,26 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+func TestSampleCredentialsOffLoopbackAreNoticed(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		warn bool
+	}{
+		{"the sample on loopback is quiet", "users:\n  alice: {password: alice-secret}\n", false},
+		{"the sample on all interfaces warns", "listen:\n  udp: 0.0.0.0:5060\nusers:\n  alice: {password: alice-secret}\n", true},
+		{"a real password on a LAN address is quiet", "listen:\n  udp: 192.0.2.10:5060\nusers:\n  alice: {password: s3cret-and-long}\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.sampleCredentials() && !c.loopbackOnly(); got != tt.warn {
+				t.Fatalf("warn = %v, want %v", got, tt.warn)
+			}
+		})
+	}
+}
