@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/emiago/sipgo/sip"
@@ -11,8 +12,7 @@ import (
 // track runs one request's handling: it counts it, maps an error to its
 // response in this one place, sends the response and logs failures once.
 func (r *Registrar) track(req *sip.Request, tx sip.ServerTransaction, handle func(ctx context.Context) (*sip.Response, error)) {
-	method := string(req.Method)
-	r.metrics.requests.WithLabelValues(method).Inc()
+	r.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
 	r.metrics.transactions.Inc()
 	defer r.metrics.transactions.Dec()
 
@@ -60,7 +60,19 @@ func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip
 		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
 		return
 	}
-	r.metrics.responses.WithLabelValues(string(req.Method), strconv.Itoa(res.StatusCode/100)+"xx").Inc()
+	r.metrics.responses.WithLabelValues(methodLabel(req.Method), strconv.Itoa(res.StatusCode/100)+"xx").Inc()
+}
+
+// methodLabel bounds the metric labels: any method can arrive.
+func methodLabel(m sip.RequestMethod) string {
+	switch m {
+	case sip.REGISTER, sip.ACK, sip.CANCEL:
+		return string(m)
+	}
+	if slices.Contains(proxiedMethods, m) {
+		return string(m)
+	}
+	return "other"
 }
 
 func addrOf(req *sip.Request) string {
