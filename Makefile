@@ -3,8 +3,9 @@
 SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
-# sip-tester is sipp.
-DEB_PACKAGES := sip-tester ca-certificates
+# sip-tester is sipp; iproute2 makes the network namespaces of the torture
+# test; curl is for the demo; gcc for `go test -race`.
+DEB_PACKAGES := sip-tester iproute2 curl gcc libc6-dev ca-certificates
 
 .PHONY: all deps build test demo vet clean
 
