@@ -84,4 +84,3 @@ func TestReadWAVRejectsGarbage(t *testing.T) {
 		}
 	}
 }
-
