@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// registrarBin is the binary under test, built once by TestMain.
-var registrarBin string
+// registrarBin and phoneBin are the binaries under test, built once by TestMain.
+var registrarBin, phoneBin string
 
 func TestMain(m *testing.M) {
 	if _, err := exec.LookPath("sipp"); err != nil {
@@ -29,11 +29,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	registrarBin = filepath.Join(dir, "registrar")
-	build := exec.Command("go", "build", "-o", registrarBin, "../cmd/registrar")
+	registrarBin, phoneBin = filepath.Join(dir, "registrar"), filepath.Join(dir, "phone")
+	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/registrar", "../cmd/phone")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "integration: build registrar:", err)
+		fmt.Fprintln(os.Stderr, "integration: build:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -220,12 +220,15 @@ func (s *Session) receive(pkt *rtp.Packet, from *net.UDPAddr, now time.Time) {
 		s.firstSeq = s.jb.extend(pkt.SequenceNumber)
 	}
 	s.rcvd++
+	payload := pkt.Payload
 	if pkt.PayloadType == s.dtmfPT && s.dtmfPT != 0 {
 		s.receiveDTMFLocked(pkt)
-		return
+		// Keep its place in the sequence as a silent frame, so playout
+		// does not take the gap for loss and stall behind it.
+		payload = nil
 	}
 	if s.recv {
-		s.jb.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload, now)
+		s.jb.Push(pkt.SequenceNumber, pkt.Timestamp, payload, now)
 	}
 }
 
@@ -270,7 +273,9 @@ func (s *Session) tickLoop() {
 		var st PopStatus
 		if recv {
 			got, st = s.jb.Pop()
-			if st == Ready {
+			if st == Ready && len(got) == 0 {
+				st = Waiting // a DTMF event's place: silence
+			} else if st == Ready {
 				s.codec.DecodeTo(pcm, got)
 			}
 		}

@@ -1,0 +1,251 @@
+// Command phone is the softphone.
+//
+//	phone -config configs/alice.yaml                 # interactive console
+//	phone -config configs/alice.yaml -call bob -play tone.wav -record heard.wav -hangup-after 5s -exit-after-call
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sipline/sipline/media"
+	"github.com/sipline/sipline/phone"
+)
+
+type options struct {
+	config        string
+	call          string
+	autoAnswer    bool
+	play, record  string
+	loop          bool
+	hangupAfter   time.Duration
+	exitAfterCall bool
+	dtmf          string
+	dtmfAt        time.Duration
+	listen        string
+	registrar     string
+	transport     string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.config, "config", "configs/alice.yaml", "config file")
+	flag.StringVar(&o.call, "call", "", "call this user or URI once registered")
+	flag.BoolVar(&o.autoAnswer, "auto-answer", false, "answer incoming calls at once")
+	flag.StringVar(&o.play, "play", "", "send this WAV file (16-bit mono 8 kHz) instead of silence")
+	flag.BoolVar(&o.loop, "loop", false, "loop the -play file")
+	flag.StringVar(&o.record, "record", "", "record what is heard to this WAV file")
+	flag.DurationVar(&o.hangupAfter, "hangup-after", 0, "hang up this long after the call is answered")
+	flag.BoolVar(&o.exitAfterCall, "exit-after-call", false, "exit when the first call ends")
+	flag.StringVar(&o.dtmf, "dtmf", "", "send these DTMF digits (RFC 4733) during the call")
+	flag.DurationVar(&o.dtmfAt, "dtmf-at", time.Second, "when to send -dtmf, counted from the answer")
+	flag.StringVar(&o.listen, "listen", "", "override the config's listen address")
+	flag.StringVar(&o.registrar, "registrar", "", "override the config's registrar address")
+	flag.StringVar(&o.transport, "transport", "", "override the config's transport")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "phone:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	cfg, err := loadConfig(o.config)
+	if err != nil {
+		return err
+	}
+	for dst, v := range map[*string]string{&cfg.Listen: o.listen, &cfg.Registrar: o.registrar, &cfg.Transport: o.transport} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	if cfg.Log.Format == "json" {
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
+
+	if o.play != "" {
+		// Fail now, not when the call starts.
+		if _, err := media.OpenWAV(o.play, 8000, o.loop); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var out sync.Mutex
+	say := func(format string, a ...any) {
+		out.Lock()
+		fmt.Printf(format+"\n", a...)
+		out.Unlock()
+	}
+	var ph *phone.Phone
+	firstEnded := make(chan struct{})
+	var endOnce sync.Once
+	events := func(e phone.Event) {
+		switch e.Kind {
+		case "ended":
+			say("[%s] %s", e.Kind, e.Detail)
+			endOnce.Do(func() { close(firstEnded) })
+		case "answered":
+			say("[answered] call %s", e.CallID)
+			if o.hangupAfter > 0 {
+				go func() {
+					select {
+					case <-time.After(o.hangupAfter):
+						hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						_ = e.Call.Hangup(hctx)
+						cancel()
+					case <-e.Call.Done():
+					}
+				}()
+			}
+			if o.dtmf != "" {
+				go func() {
+					time.Sleep(o.dtmfAt)
+					if err := e.Call.SendDTMF(o.dtmf); err != nil {
+						say("[dtmf] %v", err)
+					}
+				}()
+			}
+		case "incoming":
+			say("[incoming] call %s from %s (answer / reject)", e.CallID, e.Detail)
+		default:
+			if e.CallID != "" {
+				say("[%s] call %s %s", e.Kind, e.CallID, e.Detail)
+			} else {
+				say("[%s] %s", e.Kind, e.Detail)
+			}
+		}
+	}
+	ph, err = phone.New(phone.Config{
+		User: cfg.User, Password: cfg.Password, Domain: cfg.Domain, Registrar: cfg.Registrar,
+		Transport: cfg.Transport, Listen: cfg.Listen, Expires: cfg.Expires, Codecs: cfg.Codecs,
+		AutoAnswer: o.autoAnswer, Events: events, Logger: log,
+		Audio: func() (media.Source, media.Sink, error) { return openAudio(o) },
+	})
+	if err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- ph.Run(ctx, func() { close(ready) }) }()
+
+	select {
+	case <-ready:
+	case err := <-done:
+		return err
+	}
+	if o.call != "" {
+		if _, err := ph.Call(ctx, o.call); err != nil {
+			return err
+		}
+	}
+	if o.exitAfterCall {
+		select {
+		case <-firstEnded:
+			stop()
+		case <-ctx.Done():
+		}
+	} else {
+		go console(ctx, ph, say, stop)
+	}
+	return <-done
+}
+
+func openAudio(o options) (media.Source, media.Sink, error) {
+	var src media.Source
+	var sink media.Sink
+	if o.play != "" {
+		s, err := media.OpenWAV(o.play, 8000, o.loop)
+		if err != nil {
+			return nil, nil, err
+		}
+		src = s
+	}
+	if o.record != "" {
+		s, err := media.CreateWAV(o.record, 8000)
+		if err != nil {
+			return nil, nil, err
+		}
+		sink = s
+	}
+	return src, sink, nil
+}
+
+// console reads commands from stdin.
+func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), quit func()) {
+	say("commands: call <user|uri>, answer, reject, hangup, dtmf <digits>, status, quit")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		calls := ph.Calls()
+		var c *phone.Call
+		if len(calls) > 0 {
+			c = calls[0]
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var err error
+		switch f[0] {
+		case "call":
+			if len(f) < 2 {
+				err = fmt.Errorf("call whom?")
+				break
+			}
+			_, err = ph.Call(ctx, f[1])
+		case "answer", "reject", "hangup", "dtmf":
+			if c == nil {
+				err = fmt.Errorf("no call")
+				break
+			}
+			switch f[0] {
+			case "answer":
+				err = c.Answer()
+			case "reject":
+				err = c.Reject(486)
+			case "hangup":
+				err = c.Hangup(cctx)
+			case "dtmf":
+				if len(f) < 2 {
+					err = fmt.Errorf("dtmf which digits?")
+				} else {
+					err = c.SendDTMF(f[1])
+				}
+			}
+		case "status":
+			if c == nil {
+				say("no call")
+			}
+			for _, c := range calls {
+				say("call %s %s %s", c.ID, c.Peer, c.State())
+			}
+		case "hold", "resume", "devices":
+			err = fmt.Errorf("%s is not built yet", f[0])
+		case "quit", "exit":
+			cancel()
+			quit()
+			return
+		default:
+			err = fmt.Errorf("unknown command %q", f[0])
+		}
+		cancel()
+		if err != nil {
+			say("error: %v", err)
+		}
+	}
+}

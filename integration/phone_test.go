@@ -1,0 +1,146 @@
+package integration_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipline/sipline/media"
+	"github.com/sipline/sipline/media/mediatest"
+)
+
+const (
+	toneLead = time.Second
+	toneLen  = 3 * time.Second
+)
+
+// phoneProc is one running phone binary.
+type phoneProc struct {
+	name string
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan error
+}
+
+// startPhone runs the phone as user with a config written for registrar r.
+func startPhone(t *testing.T, r *registrar, user, transport string, args ...string) *phoneProc {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nlog: {level: debug}\n",
+		user, r.addr(), transport)
+	path := filepath.Join(dir, user+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &phoneProc{name: user, done: make(chan error, 1)}
+	p.cmd = exec.Command(phoneBin, append([]string{"-config", path}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.Stdin = nil
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *phoneProc) wait(t *testing.T, d time.Duration, r *registrar) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("phone %s: %v\n%s\n%s", p.name, err, p.out.String(), r.logTail())
+		}
+	case <-time.After(d):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("phone %s still running after %s:\n%s\n%s", p.name, d, p.out.String(), r.logTail())
+	}
+}
+
+// toneFile writes lead silence then a tone, 16-bit mono 8 kHz.
+func toneFile(t *testing.T, freq float64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone-%.0f.wav", freq))
+	w, err := media.CreateWAV(path, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteFrame(mediatest.Tone(freq, 8000, toneLead, toneLen, 0.5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readWAV(t *testing.T, path string) []int16 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pcm, _, err := media.ReadWAV(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pcm
+}
+
+// checkTone asserts that the recording holds the tone want, for toneLen
+// ±5%, and not the tone other; it returns the one-way delay.
+func checkTone(t *testing.T, who, path string, want, other float64) time.Duration {
+	t.Helper()
+	pcm := readWAV(t, path)
+	start, end, ok := mediatest.Span(pcm, want, 8000, 0.02)
+	if !ok {
+		t.Errorf("%s: no %.0f Hz tone in %s (%d samples)", who, want, path, len(pcm))
+		return 0
+	}
+	if d := end - start; d < toneLen*95/100 || d > toneLen*105/100 {
+		t.Errorf("%s: the %.0f Hz tone lasts %v, want %v ±5%%", who, want, d, toneLen)
+	}
+	if _, _, heard := mediatest.Span(pcm, other, 8000, 0.02); heard {
+		t.Errorf("%s: the %.0f Hz tone is there too", who, other)
+	}
+	return start - toneLead
+}
+
+func TestPhonesCallWithAudio(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			r := startRegistrar(t, regOpts{})
+			dir := t.TempDir()
+			aliceHeard, bobHeard := filepath.Join(dir, "alice-heard.wav"), filepath.Join(dir, "bob-heard.wav")
+			bob := startPhone(t, r, "bob", transport, "-auto-answer", "-play", toneFile(t, 440), "-record", bobHeard, "-exit-after-call")
+			waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
+			alice := startPhone(t, r, "alice", transport, "-call", "bob", "-play", toneFile(t, 1000), "-record", aliceHeard,
+				"-hangup-after", "5s", "-exit-after-call", "-dtmf", "42#", "-dtmf-at", "4200ms")
+			alice.wait(t, 20*time.Second, r)
+			bob.wait(t, 10*time.Second, r)
+			for _, p := range []*phoneProc{alice, bob} {
+				if !strings.Contains(p.out.String(), "[ended]") || !strings.Contains(p.out.String(), "codec PCMU") {
+					t.Errorf("%s printed no call summary:\n%s", p.name, p.out.String())
+				}
+			}
+			if got := strings.Count(bob.out.String(), "[dtmf]"); got != 3 || !strings.Contains(bob.out.String(), "[dtmf] call 1 #") {
+				t.Errorf("bob got %d DTMF events, want 4, 2, #:\n%s", got, bob.out.String())
+			}
+			ab := checkTone(t, "bob", bobHeard, 1000, 440)
+			ba := checkTone(t, "alice", aliceHeard, 440, 1000)
+			t.Logf("one-way delay over %s: alice→bob %v, bob→alice %v", transport, ab, ba)
+		})
+	}
+}

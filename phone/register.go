@@ -1,0 +1,124 @@
+package phone
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// registration is the state of our REGISTER dialog-let: one Call-ID and a
+// growing CSeq across refreshes (RFC 3261 §10.2.4).
+type registration struct {
+	callID string
+	cseq   uint32
+}
+
+// keepRegistered registers, refreshes before expiry, retries with backoff
+// while the registrar is down or refuses, and unregisters when ctx ends.
+func (p *Phone) keepRegistered(ctx context.Context, ready func()) error {
+	p.reg.callID = sip.GenerateTagN(16) + "@" + p.local.Addr().String()
+	backoff := time.Second
+	first := true
+	for ctx.Err() == nil {
+		granted, err := p.register(ctx, p.cfg.Expires)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			p.log.Warn("register failed", "error", err, "retry_in", backoff.String())
+			p.emit(Event{Kind: "register-failed", Detail: err.Error()})
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, time.Minute)
+			continue
+		}
+		backoff = time.Second
+		p.emit(Event{Kind: "registered", Detail: fmt.Sprintf("for %d s", granted)})
+		if first && ready != nil {
+			ready()
+			first = false
+		}
+		refresh := time.Duration(granted) * time.Second * 8 / 10
+		if !sleep(ctx, max(refresh, time.Second)) {
+			break
+		}
+	}
+	uctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := p.register(uctx, 0); err != nil {
+		p.log.Warn("unregister failed", "error", err)
+		return nil
+	}
+	p.emit(Event{Kind: "unregistered"})
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// register sends one REGISTER, answering a digest challenge, and returns
+// the lifetime the registrar granted.
+func (p *Phone) register(ctx context.Context, expires int) (int, error) {
+	aor := p.aor()
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: p.cfg.Domain})
+	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: aor})
+	callID := sip.CallIDHeader(p.reg.callID)
+	req.AppendHeader(&callID)
+	p.reg.cseq++
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.reg.cseq, MethodName: sip.REGISTER})
+	contact := p.contact()
+	req.AppendHeader(&contact)
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	req.AppendHeader(p.route())
+	p.prepare(req)
+
+	res, err := p.client.Do(ctx, req)
+	if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) {
+		res, err = p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
+		p.reg.cseq = req.CSeq().SeqNo
+	}
+	if err != nil {
+		return 0, fmt.Errorf("REGISTER to %s: %w", p.cfg.Registrar, err)
+	}
+	if res.StatusCode != sip.StatusOK {
+		return 0, fmt.Errorf("REGISTER to %s: %d %s", p.cfg.Registrar, res.StatusCode, res.Reason)
+	}
+	granted := expires
+	for _, h := range res.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok || c.Address.Host != contact.Address.Host || c.Address.Port != contact.Address.Port {
+			continue
+		}
+		if v, ok := c.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				granted = n
+			}
+		}
+	}
+	return granted, nil
+}
+
+// prepare makes an out-of-dialog request leave from our SIP socket on UDP,
+// so replies and calls come back to the port in our Contact.
+func (p *Phone) prepare(req *sip.Request) {
+	req.SetTransport(sip.NetworkToUpper(p.cfg.Transport))
+	if p.cfg.Transport == "udp" {
+		req.Laddr = sip.Addr{IP: p.local.Addr().AsSlice(), Port: int(p.local.Port()), Hostname: p.local.Addr().String()}
+	}
+}
