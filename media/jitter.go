@@ -109,20 +109,26 @@ func (jb *JitterBuffer) extend(seq uint16) uint64 {
 }
 
 // Push adds a packet's payload, which it copies. arrival is when it came.
+// An empty payload holds the place of a packet that is not audio: Pop
+// returns it as Ready with no bytes.
 func (jb *JitterBuffer) Push(seq uint16, ts uint32, payload []byte, arrival time.Time) {
 	jb.stats.Received++
 	ext := jb.extend(seq)
-	if !jb.started {
+	switch {
+	case !jb.started:
 		jb.started, jb.next, jb.highest = true, ext, ext
-	} else {
-		// Interarrival jitter (RFC 3550 §6.4.1), in timestamp units.
+		jb.lastTS, jb.lastRecv = ts, arrival
+	case len(payload) > 0:
+		// Interarrival jitter (RFC 3550 §6.4.1), in timestamp units. An
+		// empty payload only holds a place (a DTMF event) and its
+		// timestamp is not the media clock's.
 		d := arrival.Sub(jb.lastRecv).Seconds()*jb.rate - float64(int32(ts-jb.lastTS))
 		if d < 0 {
 			d = -d
 		}
 		jb.jitter += (d - jb.jitter) / 16
+		jb.lastTS, jb.lastRecv = ts, arrival
 	}
-	jb.lastTS, jb.lastRecv = ts, arrival
 	if ext < jb.next {
 		jb.stats.Late++
 		return

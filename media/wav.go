@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"time"
 )
 
 // ErrFormat reports audio in a format this package does not handle.
@@ -203,4 +205,16 @@ func wavHeader(rate int, dataBytes int64) []byte {
 	copy(h[36:], "data")
 	binary.LittleEndian.PutUint32(h[40:], uint32(dataBytes))
 	return h
+}
+
+// Tone returns lead of silence, then a sine of freq Hz lasting d at peak
+// amplitude amp (0..1 of full scale), sampled at rate Hz: a test signal.
+func Tone(freq float64, rate int, lead, d time.Duration, amp float64) []int16 {
+	n0 := int(lead.Seconds() * float64(rate))
+	n := int(d.Seconds() * float64(rate))
+	out := make([]int16, n0+n)
+	for i := range n {
+		out[n0+i] = int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(i)/float64(rate)))
+	}
+	return out
 }

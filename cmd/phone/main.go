@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,7 +42,7 @@ func main() {
 	flag.StringVar(&o.config, "config", "configs/alice.yaml", "config file")
 	flag.StringVar(&o.call, "call", "", "call this user or URI once registered")
 	flag.BoolVar(&o.autoAnswer, "auto-answer", false, "answer incoming calls at once")
-	flag.StringVar(&o.play, "play", "", "send this WAV file (16-bit mono 8 kHz) instead of silence")
+	flag.StringVar(&o.play, "play", "", "send this WAV file (16-bit mono 8 kHz) instead of silence; tone:HZ sends 1 s of silence then 3 s of a tone")
 	flag.BoolVar(&o.loop, "loop", false, "loop the -play file")
 	flag.StringVar(&o.record, "record", "", "record what is heard to this WAV file")
 	flag.DurationVar(&o.hangupAfter, "hangup-after", 0, "hang up this long after the call is answered")
@@ -78,7 +79,7 @@ func run(o options) error {
 
 	if o.play != "" {
 		// Fail now, not when the call starts.
-		if _, err := media.OpenWAV(o.play, 8000, o.loop); err != nil {
+		if _, _, err := openAudio(o); err != nil {
 			return err
 		}
 	}
@@ -168,7 +169,13 @@ func run(o options) error {
 func openAudio(o options) (media.Source, media.Sink, error) {
 	var src media.Source
 	var sink media.Sink
-	if o.play != "" {
+	if hz, ok := strings.CutPrefix(o.play, "tone:"); ok {
+		f, err := strconv.ParseFloat(hz, 64)
+		if err != nil || f <= 0 || f >= 4000 {
+			return nil, nil, fmt.Errorf("-play %s: want tone:HZ below 4000", o.play)
+		}
+		src = media.NewPCMSource(media.Tone(f, 8000, time.Second, 3*time.Second, 0.5), o.loop)
+	} else if o.play != "" {
 		s, err := media.OpenWAV(o.play, 8000, o.loop)
 		if err != nil {
 			return nil, nil, err

@@ -5,18 +5,14 @@ package mediatest
 import (
 	"math"
 	"time"
+
+	"github.com/sipline/sipline/media"
 )
 
 // Tone returns a sine of freq Hz at rate Hz lasting d, with peak amplitude
 // amp (0..1 of full scale), after lead of silence.
 func Tone(freq float64, rate int, lead, d time.Duration, amp float64) []int16 {
-	n0 := int(lead.Seconds() * float64(rate))
-	n := int(d.Seconds() * float64(rate))
-	out := make([]int16, n0+n)
-	for i := range n {
-		out[n0+i] = int16(amp * 32767 * math.Sin(2*math.Pi*freq*float64(i)/float64(rate)))
-	}
-	return out
+	return media.Tone(freq, rate, lead, d, amp)
 }
 
 // Power is the Goertzel power of freq in samples, normalised so that a
