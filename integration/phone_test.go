@@ -3,10 +3,12 @@ package integration_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +23,29 @@ const (
 
 // phoneProc is one running phone binary.
 type phoneProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
+	name  string
+	cmd   *exec.Cmd
+	out   lockedBuffer
+	stdin io.WriteCloser
+	done  chan error
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startPhone runs the phone as user with a config written for registrar r.
@@ -40,7 +61,11 @@ func startPhone(t *testing.T, r *registrar, user, transport string, args ...stri
 	p := &phoneProc{name: user, done: make(chan error, 1)}
 	p.cmd = exec.Command(phoneBin, append([]string{"-config", path}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.Stdin = nil
+	stdin, err := p.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin = stdin
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,12 +96,17 @@ func (p *phoneProc) wait(t *testing.T, d time.Duration, r *registrar) {
 // toneFile writes lead silence then a tone, 16-bit mono 8 kHz.
 func toneFile(t *testing.T, freq float64) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone-%.0f.wav", freq))
+	return toneFileOf(t, freq, toneLead, toneLen)
+}
+
+func toneFileOf(t *testing.T, freq float64, lead, length time.Duration) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("tone-%.0f-%v.wav", freq, length))
 	w, err := media.CreateWAV(path, 8000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.WriteFrame(mediatest.Tone(freq, 8000, toneLead, toneLen, 0.5)); err != nil {
+	if err := w.WriteFrame(mediatest.Tone(freq, 8000, lead, length, 0.5)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
@@ -142,5 +172,43 @@ func TestPhonesCallWithAudio(t *testing.T) {
 			ba := checkTone(t, "alice", aliceHeard, 440, 1000)
 			t.Logf("one-way delay over %s: alice→bob %v, bob→alice %v", transport, ab, ba)
 		})
+	}
+}
+
+func TestHoldSilencesAndResumeBringsBack(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	dir := t.TempDir()
+	aliceHeard, bobHeard := filepath.Join(dir, "alice-heard.wav"), filepath.Join(dir, "bob-heard.wav")
+	bob := startPhone(t, r, "bob", "udp", "-auto-answer", "-play", toneFileOf(t, 440, 0, 10*time.Second), "-record", bobHeard, "-exit-after-call")
+	waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
+	alice := startPhone(t, r, "alice", "udp", "-call", "bob", "-play", toneFileOf(t, 1000, 0, 10*time.Second), "-record", aliceHeard,
+		"-hangup-after", "6s", "-exit-after-call")
+	waitFor(t, 10*time.Second, "the call to be answered", func() bool { return strings.Contains(alice.out.String(), "[answered]") })
+	time.Sleep(2 * time.Second)
+	fmt.Fprintln(alice.stdin, "hold")
+	time.Sleep(2 * time.Second)
+	fmt.Fprintln(alice.stdin, "resume")
+	alice.wait(t, 20*time.Second, r)
+	bob.wait(t, 10*time.Second, r)
+	if strings.Count(alice.out.String(), "[updated]") != 2 || strings.Count(bob.out.String(), "[updated]") != 2 {
+		t.Fatalf("hold and resume did not both go through:\n%s\n%s", alice.out.String(), bob.out.String())
+	}
+	for _, rec := range []struct {
+		who, path string
+		freq      float64
+	}{{"bob", bobHeard, 1000}, {"alice", aliceHeard, 440}} {
+		pcm := readWAV(t, rec.path)
+		window := func(from, to time.Duration) float64 {
+			a, b := int(from.Seconds()*8000), int(to.Seconds()*8000)
+			if b > len(pcm) {
+				t.Fatalf("%s's recording is %v long", rec.who, time.Duration(len(pcm))*time.Second/8000)
+			}
+			return mediatest.Power(pcm[a:b], rec.freq, 8000)
+		}
+		before, held, after := window(500*time.Millisecond, 1500*time.Millisecond), window(2500*time.Millisecond, 3500*time.Millisecond), window(4800*time.Millisecond, 5600*time.Millisecond)
+		t.Logf("%s hears %.0f Hz at power %.3f before hold, %.4f held, %.3f after resume", rec.who, rec.freq, before, held, after)
+		if before < 0.02 || after < 0.02 || held > 0.001 {
+			t.Errorf("%s: hold did not silence the call, or resume did not bring it back", rec.who)
+		}
 	}
 }

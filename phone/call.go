@@ -526,3 +526,75 @@ func (p *Phone) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 }
+
+// Hold puts the peer on hold: a re-INVITE offering sendonly (RFC 3264 §8.4).
+func (c *Call) Hold(ctx context.Context) error { return c.reinvite(ctx, sdp.SendOnly) }
+
+// Resume takes the call off hold: a re-INVITE offering sendrecv.
+func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, sdp.SendRecv) }
+
+func (c *Call) reinvite(ctx context.Context, dir sdp.Direction) error {
+	if c.State() != Established {
+		return fmt.Errorf("phone: call %s is %s", c.ID, c.State())
+	}
+	c.mu.Lock()
+	c.local.Direction = dir
+	c.local.Version++
+	local, m := c.local, c.media
+	c.mu.Unlock()
+	offer, err := sdp.Offer(local)
+	if err != nil {
+		return err
+	}
+	target := c.remoteTarget()
+	req := sip.NewRequest(sip.INVITE, target)
+	req.SetBody(offer)
+	ct := sip.ContentTypeHeader("application/sdp")
+	req.AppendHeader(&ct)
+	var res *sip.Response
+	if c.cli != nil {
+		res, err = c.cli.Do(ctx, req)
+	} else {
+		res, err = c.srv.Do(ctx, req)
+	}
+	if err != nil {
+		return fmt.Errorf("phone: re-INVITE: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("phone: re-INVITE: %d %s", res.StatusCode, res.Reason)
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+	if c.cli != nil {
+		err = c.cli.WriteRequest(ack)
+	} else {
+		err = c.srv.WriteRequest(ack)
+	}
+	if err != nil {
+		return fmt.Errorf("phone: ACK re-INVITE: %w", err)
+	}
+	result, err := sdp.Negotiated(res.Body(), local)
+	if err != nil {
+		return err
+	}
+	if m != nil {
+		// Holding, we mute our side too; the held peer stops sending.
+		m.Update(result.Remote, result.Direction.Sends() && dir != sdp.SendOnly, result.Direction.Receives())
+	}
+	c.p.emit(Event{CallID: c.ID, Kind: "updated", Detail: result.Direction.String(), Call: c})
+	return nil
+}
+
+// remoteTarget is the peer's Contact: where in-dialog requests go.
+func (c *Call) remoteTarget() sip.Uri {
+	if c.cli != nil {
+		if h := c.cli.InviteResponse.Contact(); h != nil {
+			return *h.Address.Clone()
+		}
+		return c.cli.InviteRequest.Recipient
+	}
+	if h := c.srv.InviteRequest.Contact(); h != nil {
+		return *h.Address.Clone()
+	}
+	return c.srv.InviteRequest.Recipient
+}

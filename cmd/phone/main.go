@@ -154,14 +154,13 @@ func run(o options) error {
 			return err
 		}
 	}
+	go console(ctx, ph, say, stop)
 	if o.exitAfterCall {
 		select {
 		case <-firstEnded:
 			stop()
 		case <-ctx.Done():
 		}
-	} else {
-		go console(ctx, ph, say, stop)
 	}
 	return <-done
 }
@@ -194,7 +193,7 @@ func openAudio(o options) (media.Source, media.Sink, error) {
 
 // console reads commands from stdin.
 func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), quit func()) {
-	say("commands: call <user|uri>, answer, reject, hangup, dtmf <digits>, status, quit")
+	say("commands: call <user|uri>, answer, reject, hangup, hold, resume, dtmf <digits>, status, quit")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -215,7 +214,7 @@ func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), qui
 				break
 			}
 			_, err = ph.Call(ctx, f[1])
-		case "answer", "reject", "hangup", "dtmf":
+		case "answer", "reject", "hangup", "dtmf", "hold", "resume":
 			if c == nil {
 				err = fmt.Errorf("no call")
 				break
@@ -227,6 +226,10 @@ func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), qui
 				err = c.Reject(486)
 			case "hangup":
 				err = c.Hangup(cctx)
+			case "hold":
+				err = c.Hold(cctx)
+			case "resume":
+				err = c.Resume(cctx)
 			case "dtmf":
 				if len(f) < 2 {
 					err = fmt.Errorf("dtmf which digits?")
@@ -241,7 +244,7 @@ func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), qui
 			for _, c := range calls {
 				say("call %s %s %s", c.ID, c.Peer, c.State())
 			}
-		case "hold", "resume", "devices":
+		case "devices":
 			err = fmt.Errorf("%s is not built yet", f[0])
 		case "quit", "exit":
 			cancel()
