@@ -52,7 +52,7 @@ func (l *lockedBuffer) String() string {
 func startPhone(t *testing.T, r *registrar, user, transport string, args ...string) *phoneProc {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nlog: {level: debug}\n",
+	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nkeepalive: 2\nlog: {level: debug}\n",
 		user, r.addr(), transport)
 	path := filepath.Join(dir, user+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -210,5 +210,26 @@ func TestHoldSilencesAndResumeBringsBack(t *testing.T) {
 		if before < 0.02 || after < 0.02 || held > 0.001 {
 			t.Errorf("%s: hold did not silence the call, or resume did not bring it back", rec.who)
 		}
+	}
+}
+
+// A phone on TCP notices its registrar's crash, registers again once it is
+// back, and can be called.
+func TestPhoneReregistersAfterRegistrarCrash(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	bob := startPhone(t, r, "bob", "tcp", "-auto-answer")
+	waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
+	r.kill9()
+	r.start()
+	waitFor(t, 15*time.Second, "bob to register again", func() bool {
+		return strings.Count(bob.out.String(), "[registered]") >= 2
+	})
+	if !strings.Contains(bob.out.String(), "[reconnecting]") {
+		t.Errorf("bob did not say why he registered again:\n%s", bob.out.String())
+	}
+	alice := startPhone(t, r, "alice", "udp", "-call", "bob", "-hangup-after", "1s", "-exit-after-call")
+	alice.wait(t, 20*time.Second, r)
+	if !strings.Contains(alice.out.String(), "[answered]") {
+		t.Fatalf("the call after the crash was not answered:\n%s\n%s", alice.out.String(), bob.out.String())
 	}
 }

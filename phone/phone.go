@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -36,6 +37,9 @@ type Config struct {
 	Codecs []string
 	// AutoAnswer answers incoming calls at once.
 	AutoAnswer bool
+	// Keepalive is the interval of the heartbeat to the registrar; 30 s
+	// when zero.
+	Keepalive time.Duration
 	// Audio opens the audio for a call: what to send and where what is
 	// heard goes. nil means silence and nowhere.
 	Audio func() (media.Source, media.Sink, error)
@@ -68,6 +72,10 @@ type Phone struct {
 	seq   int
 	reg   registration
 	wg    sync.WaitGroup
+
+	monitor    flowMonitor
+	registered atomic.Bool
+	kick       chan string // re-register now, and why
 }
 
 // New validates cfg and binds the SIP socket.
@@ -82,13 +90,22 @@ func New(cfg Config) (*Phone, error) {
 	if cfg.Expires == 0 {
 		cfg.Expires = 600
 	}
+	if cfg.Keepalive == 0 {
+		cfg.Keepalive = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(cfg.Codecs) == 0 {
 		cfg.Codecs = []string{"PCMU", "PCMA"}
 	}
-	p := &Phone{cfg: cfg, log: cfg.Logger.With("component", "phone", "aor", "sip:"+cfg.User+"@"+cfg.Domain), calls: map[string]*Call{}}
+	p := &Phone{cfg: cfg, log: cfg.Logger.With("component", "phone", "aor", "sip:"+cfg.User+"@"+cfg.Domain),
+		calls: map[string]*Call{}, kick: make(chan string, 1)}
+	ra, err := net.ResolveUDPAddr("udp", cfg.Registrar)
+	if err != nil {
+		return nil, fmt.Errorf("phone: registrar %q: %w", cfg.Registrar, err)
+	}
+	p.monitor.remote = ra.String()
 	for _, name := range cfg.Codecs {
 		switch strings.ToUpper(name) {
 		case "PCMU":
@@ -111,7 +128,7 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("phone: listen %q: %w", p.cfg.Listen, err)
 	}
 	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipline-phone"), sipgo.WithUserAgentHostname(p.cfg.Domain),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log), sip.WithTransportLayerReadFilter(p.monitor.readFilter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(p.log)))
 	if err != nil {
 		return fmt.Errorf("phone: %w", err)
@@ -173,7 +190,19 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 		}
 	}
 
+	kctx, stopKeepalive := context.WithCancel(ctx)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.keepalive(kctx, p.cfg.Keepalive, func(reason string) {
+			select {
+			case p.kick <- reason:
+			default:
+			}
+		})
+	}()
 	err = p.keepRegistered(ctx, ready)
+	stopKeepalive()
 	p.hangupAll()
 	p.wg.Wait()
 	return err

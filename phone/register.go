@@ -38,16 +38,25 @@ func (p *Phone) keepRegistered(ctx context.Context, ready func()) error {
 			continue
 		}
 		backoff = time.Second
+		p.registered.Store(true)
 		p.emit(Event{Kind: "registered", Detail: fmt.Sprintf("for %d s", granted)})
 		if first && ready != nil {
 			ready()
 			first = false
 		}
-		refresh := time.Duration(granted) * time.Second * 8 / 10
-		if !sleep(ctx, max(refresh, time.Second)) {
-			break
+		refresh := time.NewTimer(max(time.Duration(granted)*time.Second*8/10, time.Second))
+		select {
+		case <-ctx.Done():
+		case <-refresh.C:
+		case why := <-p.kick:
+			// The flow died: register again now, over a new one.
+			p.registered.Store(false)
+			p.log.Warn("flow to the registrar failed, registering again", "error", why)
+			p.emit(Event{Kind: "reconnecting", Detail: why})
 		}
+		refresh.Stop()
 	}
+	p.registered.Store(false)
 	uctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if _, err := p.register(uctx, 0); err != nil {

@@ -21,6 +21,7 @@ type Config struct {
 	Transport string   `yaml:"transport"`
 	Listen    string   `yaml:"listen"`
 	Expires   int      `yaml:"expires"`
+	Keepalive int      `yaml:"keepalive"`
 	Codecs    []string `yaml:"codecs"`
 	Log       struct {
 		Format string `yaml:"format"`
@@ -51,6 +52,9 @@ func (c *Config) validate() error {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:0"
+	}
+	if c.Keepalive < 0 {
+		return fmt.Errorf("keepalive: %d: want seconds, 0 for the default", c.Keepalive)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
