@@ -134,7 +134,7 @@ func run(o options) error {
 	ph, err = phone.New(phone.Config{
 		User: cfg.User, Password: cfg.Password, Domain: cfg.Domain, Registrar: cfg.Registrar,
 		Transport: cfg.Transport, Listen: cfg.Listen, Expires: cfg.Expires, Codecs: cfg.Codecs,
-		Keepalive: time.Duration(cfg.Keepalive) * time.Second,
+		Keepalive:  time.Duration(cfg.Keepalive) * time.Second,
 		AutoAnswer: o.autoAnswer, Events: events, Logger: log,
 		Audio: func() (media.Source, media.Sink, error) { return openAudio(o) },
 	})
