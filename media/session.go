@@ -38,6 +38,12 @@ type Config struct {
 	Sink   Sink
 	// OnDTMF is called, from the receiving goroutine, once per digit.
 	OnDTMF func(digit byte)
+	// RTCP is the bound RTCP socket, usually the RTP port plus one; the
+	// session owns it. nil turns RTCP off. RemoteRTCP is the peer's, and
+	// RTCPInterval the report interval (5 s when zero).
+	RTCP         net.PacketConn
+	RemoteRTCP   netip.AddrPort
+	RTCPInterval time.Duration
 }
 
 // Stats are a session's counters.
@@ -52,6 +58,8 @@ type Stats struct {
 	Jitter float64
 	// Late, Duplicates and Concealed count the jitter buffer's work.
 	Late, Duplicates, Concealed uint64
+	// RTT is the round-trip time from RTCP, 0 until known.
+	RTT time.Duration
 	// RemoteAddr is where we send now.
 	RemoteAddr netip.AddrPort
 }
@@ -83,6 +91,16 @@ type Session struct {
 	lastEvent  uint32 // timestamp of the last DTMF event reported
 	haveEvent  bool
 
+	// RTCP state.
+	rtcpConn               net.PacketConn
+	remoteRTCP             netip.AddrPort
+	lastSR                 uint32 // middle 32 bits of the peer's last SR
+	lastSRAt               time.Time
+	rtt                    time.Duration
+	ts                     uint32 // RTP timestamp of the last packet sent
+	octets                 uint64
+	prevExpected, prevRcvd uint64
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -106,12 +124,24 @@ func Start(c Config) (*Session, error) {
 		conn: c.Conn, codec: c.Codec, pt: c.PT, dtmfPT: c.DTMFPT, ptime: c.Ptime, samples: samples,
 		source: c.Source, sink: c.Sink, onDTMF: c.OnDTMF, ssrc: binary.BigEndian.Uint32(b[:]),
 		remote: c.Remote, send: c.Send, recv: c.Recv,
-		jb:   NewJitterBuffer(c.Codec.Rate(), uint32(samples), 2, 15),
-		stop: make(chan struct{}),
+		jb:       NewJitterBuffer(c.Codec.Rate(), uint32(samples), 2, 15),
+		stop:     make(chan struct{}),
+		rtcpConn: c.RTCP, remoteRTCP: c.RemoteRTCP,
+	}
+	if !s.remoteRTCP.IsValid() && c.Remote.IsValid() {
+		s.remoteRTCP = netip.AddrPortFrom(c.Remote.Addr(), c.Remote.Port()+1)
 	}
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.tickLoop()
+	if s.rtcpConn != nil {
+		if c.RTCPInterval <= 0 {
+			c.RTCPInterval = 5 * time.Second
+		}
+		s.wg.Add(2)
+		go s.rtcpReadLoop()
+		go s.rtcpSendLoop(c.RTCPInterval)
+	}
 	return s, nil
 }
 
@@ -121,6 +151,7 @@ func (s *Session) Update(remote netip.AddrPort, send, recv bool) {
 	defer s.mu.Unlock()
 	if remote.IsValid() && remote != s.remote {
 		s.remote, s.havePeer = remote, false
+		s.remoteRTCP = netip.AddrPortFrom(remote.Addr(), remote.Port()+1)
 	}
 	s.send, s.recv = send, recv
 }
@@ -149,7 +180,7 @@ func (s *Session) Stats() Stats {
 	st := Stats{
 		Codec: s.codec.Name(), PacketsSent: s.sent, PacketsReceived: s.rcvd,
 		Jitter: js.Jitter, Late: js.Late, Duplicates: js.Duplicates, Concealed: js.Missing,
-		RemoteAddr: s.remote,
+		RTT: s.rtt, RemoteAddr: s.remote,
 	}
 	if s.havePeer && s.jb.started {
 		expected := s.jb.highest - s.firstSeq + 1
@@ -167,6 +198,9 @@ func (s *Session) Close() error {
 	s.once.Do(func() {
 		close(s.stop)
 		err = s.conn.Close()
+		if s.rtcpConn != nil {
+			err = errors.Join(err, s.rtcpConn.Close())
+		}
 		s.wg.Wait()
 	})
 	return err
@@ -324,6 +358,8 @@ func (s *Session) tickLoop() {
 			if _, err := s.conn.WriteTo(out[:n], net.UDPAddrFromAddrPort(remote)); err == nil {
 				s.mu.Lock()
 				s.sent++
+				s.octets += uint64(len(pkt.Payload))
+				s.ts = pkt.Timestamp
 				s.mu.Unlock()
 			}
 		}

@@ -135,3 +135,34 @@ func TestHoldStopsSending(t *testing.T) {
 		t.Fatalf("no tone before hold (power %.3f)", p)
 	}
 }
+
+func TestRTCPMeasuresRoundTrip(t *testing.T) {
+	ca, aa := listen(t)
+	cb, ab := listen(t)
+	ra, rra := listen(t)
+	rb, rrb := listen(t)
+	a, err := media.Start(media.Config{Conn: ca, Remote: ab, RTCP: ra, RemoteRTCP: rrb, RTCPInterval: 100 * time.Millisecond,
+		Codec: media.PCMU{}, PT: 0, Send: true, Recv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := media.Start(media.Config{Conn: cb, Remote: aa, RTCP: rb, RemoteRTCP: rra, RTCPInterval: 100 * time.Millisecond,
+		Codec: media.PCMU{}, PT: 0, Send: true, Recv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for a.Stats().RTT == 0 || b.Stats().RTT == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTT after 3 s: a %v, b %v", a.Stats().RTT, b.Stats().RTT)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, s := range []*media.Session{a, b} {
+		if rtt := s.Stats().RTT; rtt > 50*time.Millisecond {
+			t.Errorf("loopback RTT %v", rtt)
+		}
+	}
+}

@@ -58,8 +58,12 @@ func (s Summary) String() string {
 		dir = "to"
 	}
 	m := s.Media
-	return fmt.Sprintf("call %s %s %s: %s, lasted %s, codec %s, packets sent %d received %d, lost %d (%.1f%%), jitter %.1f ms",
-		s.ID, dir, s.Peer, s.Reason, s.Duration.Round(10*time.Millisecond), m.Codec, m.PacketsSent, m.PacketsReceived, m.Lost, m.LossPercent, m.Jitter)
+	rtt := "unknown"
+	if m.RTT > 0 {
+		rtt = m.RTT.Round(10 * time.Microsecond).String()
+	}
+	return fmt.Sprintf("call %s %s %s: %s, lasted %s, codec %s, packets sent %d received %d, lost %d (%.1f%%), jitter %.1f ms, RTT %s",
+		s.ID, dir, s.Peer, s.Reason, s.Duration.Round(10*time.Millisecond), m.Codec, m.PacketsSent, m.PacketsReceived, m.Lost, m.LossPercent, m.Jitter, rtt)
 }
 
 type decision struct {
@@ -76,6 +80,7 @@ type Call struct {
 	p      *Phone
 	sipID  string
 	rtp    net.PacketConn
+	rtcp   net.PacketConn
 	local  sdp.Local
 	cancel context.CancelFunc // ends an outgoing INVITE
 	decide chan decision      // answers an incoming one
@@ -111,13 +116,13 @@ func (c *Call) Summary() Summary {
 
 func (p *Phone) newCall(outgoing bool, peer, sipID string) (*Call, error) {
 	host := p.local.Addr()
-	rtp, err := net.ListenPacket("udp", netip.AddrPortFrom(host, 0).String())
+	rtp, rtcp, err := listenPair(host)
 	if err != nil {
 		return nil, fmt.Errorf("phone: RTP socket: %w", err)
 	}
 	port := rtp.LocalAddr().(*net.UDPAddr).Port
 	c := &Call{
-		ID: p.nextID(), Outgoing: outgoing, Peer: peer, p: p, sipID: sipID, rtp: rtp,
+		ID: p.nextID(), Outgoing: outgoing, Peer: peer, p: p, sipID: sipID, rtp: rtp, rtcp: rtcp,
 		decide: make(chan decision, 1), done: make(chan struct{}), state: Calling,
 		local: sdp.Local{Addr: host, Port: port, Codecs: p.codecs, Username: "sipline",
 			SessionID: uint64(time.Now().UnixNano() & 0x7fffffffffff), Version: 1},
@@ -161,6 +166,7 @@ func (p *Phone) Call(ctx context.Context, target string) (*Call, error) {
 	offer, err := sdp.Offer(c.local)
 	if err != nil {
 		c.rtp.Close()
+		c.rtcp.Close()
 		return nil, err
 	}
 	ictx, cancel := context.WithCancel(context.Background())
@@ -179,6 +185,7 @@ func (p *Phone) Call(ctx context.Context, target string) (*Call, error) {
 	if err != nil {
 		cancel()
 		c.rtp.Close()
+		c.rtcp.Close()
 		return nil, fmt.Errorf("phone: INVITE %s: %w", to.String(), err)
 	}
 	c.cli, c.sipID = dlg, dlg.InviteRequest.CallID().Value()
@@ -283,7 +290,7 @@ func (c *Call) startMedia(res sdp.Result) error {
 		}
 	}
 	cfg := media.Config{
-		Conn: c.rtp, Remote: res.Remote, Codec: codec, PT: res.Codec.PT,
+		Conn: c.rtp, RTCP: c.rtcp, Remote: res.Remote, RemoteRTCP: res.RemoteRTCP, Codec: codec, PT: res.Codec.PT,
 		Ptime: time.Duration(res.Ptime) * time.Millisecond,
 		Send:  res.Direction.Sends(), Recv: res.Direction.Receives(), Source: src, Sink: sink,
 		OnDTMF: func(d byte) {
@@ -322,6 +329,7 @@ func (c *Call) end(reason string) {
 		_ = m.Close()
 	} else {
 		_ = c.rtp.Close()
+		_ = c.rtcp.Close()
 	}
 	for _, cl := range []interface{ Close() error }{src, sink} {
 		if cl != nil {
@@ -418,6 +426,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		p.log.Warn("offer refused", "call_id", c.sipID, "error", err)
 		_ = dlg.Respond(488, "Not Acceptable Here", nil)
 		c.rtp.Close()
+		c.rtcp.Close()
 		return
 	}
 	p.track(c)
@@ -597,4 +606,22 @@ func (c *Call) remoteTarget() sip.Uri {
 		return *h.Address.Clone()
 	}
 	return c.srv.InviteRequest.Recipient
+}
+
+// listenPair binds an RTP socket on an even port and RTCP on the next.
+func listenPair(host netip.Addr) (rtp, rtcp net.PacketConn, err error) {
+	for range 50 {
+		rtp, err = net.ListenPacket("udp", netip.AddrPortFrom(host, 0).String())
+		if err != nil {
+			return nil, nil, err
+		}
+		port := rtp.LocalAddr().(*net.UDPAddr).Port
+		if port%2 == 0 && port < 65535 {
+			if rtcp, err = net.ListenPacket("udp", netip.AddrPortFrom(host, uint16(port+1)).String()); err == nil {
+				return rtp, rtcp, nil
+			}
+		}
+		rtp.Close()
+	}
+	return nil, nil, fmt.Errorf("no free RTP/RTCP port pair on %s", host)
 }
