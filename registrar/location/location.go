@@ -9,7 +9,7 @@ import (
 var (
 	// ErrNotFound is returned by Lookup when an AOR has no bindings.
 	ErrNotFound = errors.New("location: not found")
-	// ErrClosed is returned by a Store used after Close.
+	// ErrClosed is returned by the methods of a Store used after Close.
 	ErrClosed = errors.New("location: store closed")
 )
 
@@ -17,6 +17,11 @@ var (
 //
 // A Store keeps bindings as it is given them: it applies no clock, so it
 // returns expired bindings too. The registrar filters and purges them.
+//
+// A Store keeps the instant of each time to the millisecond or finer;
+// finer parts may be truncated, never rounded up, so an Expires never
+// moves later. It does not keep the Location or the monotonic clock
+// reading: compare times with Equal, Before and After, not ==.
 type Binding struct {
 	// AOR is the canonical address-of-record, "sip:alice@example.com".
 	AOR string `json:"aor"`
@@ -46,16 +51,23 @@ type Binding struct {
 // returns the set it should have instead. An error aborts the update.
 type UpdateFunc func(current []Binding) ([]Binding, error)
 
-// Store keeps bindings. Implementations are safe for concurrent use.
+// Store keeps bindings. Implementations are safe for concurrent use, keep
+// the order of an AOR's bindings, and hand out slices the caller may
+// modify. After Close, every method but Close fails with ErrClosed.
+// locationtest.Run checks this contract.
 type Store interface {
 	// Update atomically replaces the bindings of aor with what fn returns.
-	// fn may run more than once and must not have side effects. Update
-	// returns the stored set once it is durable; an empty set removes the AOR.
+	// fn may run more than once and must not have side effects; it may
+	// modify the slice it is given. Update returns the stored set once it
+	// is durable; an empty set removes the AOR. An error from fn is
+	// returned as is and leaves the bindings as they were.
 	Update(ctx context.Context, aor string, fn UpdateFunc) ([]Binding, error)
 	// Lookup returns the bindings of aor, or ErrNotFound when it has none.
 	Lookup(ctx context.Context, aor string) ([]Binding, error)
 	// Range calls fn for each AOR with its bindings, in no defined order,
-	// until fn returns false.
+	// until fn returns false. It visits once every AOR that has bindings
+	// throughout the call; one added or removed meanwhile may be missed.
+	// fn may call the Store's other methods.
 	Range(ctx context.Context, fn func(aor string, bindings []Binding) bool) error
 	// Close flushes and releases the store. It is idempotent.
 	Close() error

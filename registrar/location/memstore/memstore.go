@@ -1,5 +1,3 @@
-// Package memstore is an in-memory location.Store, for tests and for a
-// registrar that needs no persistence.
 package memstore
 
 import (
@@ -11,9 +9,11 @@ import (
 	"github.com/sipline/sipline/registrar/location"
 )
 
-// Store keeps bindings in a map.
+// Store keeps bindings in a map. The zero Store is empty and ready to use.
 type Store struct {
-	mu     sync.RWMutex
+	mu sync.RWMutex
+	// aors holds a slice per AOR that is never modified once stored, so
+	// that Range can copy it after the lock is released.
 	aors   map[string][]location.Binding
 	closed bool
 }
@@ -21,12 +21,13 @@ type Store struct {
 var _ location.Store = (*Store)(nil)
 
 // New returns an empty Store.
-func New() *Store { return &Store{aors: map[string][]location.Binding{}} }
+func New() *Store { return &Store{} }
 
-// Update implements location.Store.
+// Update implements location.Store. fn runs with the Store locked, so it
+// must not call the Store.
 func (s *Store) Update(ctx context.Context, aor string, fn location.UpdateFunc) ([]location.Binding, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("memstore: update %s: %w", aor, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -41,12 +42,23 @@ func (s *Store) Update(ctx context.Context, aor string, fn location.UpdateFunc) 
 		delete(s.aors, aor)
 		return nil, nil
 	}
-	s.aors[aor] = slices.Clone(next)
-	return slices.Clone(next), nil
+	stored := make([]location.Binding, len(next))
+	for i, b := range next {
+		b.Expires, b.Updated = b.Expires.Round(0), b.Updated.Round(0)
+		stored[i] = b
+	}
+	if s.aors == nil {
+		s.aors = make(map[string][]location.Binding)
+	}
+	s.aors[aor] = stored
+	return slices.Clone(stored), nil
 }
 
 // Lookup implements location.Store.
 func (s *Store) Lookup(ctx context.Context, aor string) ([]location.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: lookup %s: %w", aor, err)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -59,33 +71,43 @@ func (s *Store) Lookup(ctx context.Context, aor string) ([]location.Binding, err
 	return slices.Clone(bs), nil
 }
 
-// Range implements location.Store. fn runs without the lock held.
-func (s *Store) Range(ctx context.Context, fn func(aor string, bs []location.Binding) bool) error {
+type entry struct {
+	aor      string
+	bindings []location.Binding
+}
+
+// Range implements location.Store. It calls fn on a snapshot taken when
+// it starts, with the Store unlocked.
+func (s *Store) Range(ctx context.Context, fn func(aor string, bindings []location.Binding) bool) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: range: %w", err)
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return fmt.Errorf("%w: range", location.ErrClosed)
 	}
-	snap := make(map[string][]location.Binding, len(s.aors))
+	snap := make([]entry, 0, len(s.aors))
 	for aor, bs := range s.aors {
-		snap[aor] = slices.Clone(bs)
+		snap = append(snap, entry{aor, bs})
 	}
 	s.mu.RUnlock()
-	for aor, bs := range snap {
+	for _, e := range snap {
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("memstore: range: %w", err)
 		}
-		if !fn(aor, bs) {
+		if !fn(e.aor, slices.Clone(e.bindings)) {
 			return nil
 		}
 	}
 	return nil
 }
 
-// Close implements location.Store.
+// Close implements location.Store. It drops the bindings.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closed = true
-	s.mu.Unlock()
+	s.aors = nil
 	return nil
 }
