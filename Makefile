@@ -4,8 +4,12 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 # sip-tester is sipp; iproute2 makes the network namespaces of the torture
-# test; curl is for the demo; gcc for `go test -race`.
-DEB_PACKAGES := sip-tester iproute2 curl gcc libc6-dev ca-certificates
+# test; curl is for the demo; gcc for `go test -race` and cgo; PortAudio for
+# the sound card, with JACK's dummy backend as the headless one in tests.
+DEB_PACKAGES := sip-tester iproute2 curl gcc libc6-dev ca-certificates \
+	portaudio19-dev jackd2 libasound2-plugins pkg-config
+# The sound card needs cgo and PortAudio: built with this tag.
+TAGS := portaudio
 
 .PHONY: all deps build test demo vet clean
 
@@ -24,13 +28,14 @@ deps:
 	$(GO) mod download
 
 build: deps
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/...
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags $(TAGS) ./...
 
 test: deps vet
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
 
 demo: build
 	./scripts/demo.sh

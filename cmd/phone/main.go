@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sipline/sipline/media"
+	"github.com/sipline/sipline/media/portaudio"
 	"github.com/sipline/sipline/phone"
 )
 
@@ -33,6 +35,8 @@ type options struct {
 	dtmf          string
 	dtmfAt        time.Duration
 	listen        string
+	device        string
+	devices       bool
 	registrar     string
 	transport     string
 }
@@ -50,6 +54,8 @@ func main() {
 	flag.StringVar(&o.dtmf, "dtmf", "", "send these DTMF digits (RFC 4733) during the call")
 	flag.DurationVar(&o.dtmfAt, "dtmf-at", time.Second, "when to send -dtmf, counted from the answer")
 	flag.StringVar(&o.listen, "listen", "", "override the config's listen address")
+	flag.StringVar(&o.device, "device", "", "sound card by index or name (default: the system's); used unless -play or -record is given")
+	flag.BoolVar(&o.devices, "devices", false, "list the sound cards and exit")
 	flag.StringVar(&o.registrar, "registrar", "", "override the config's registrar address")
 	flag.StringVar(&o.transport, "transport", "", "override the config's transport")
 	flag.Parse()
@@ -60,6 +66,9 @@ func main() {
 }
 
 func run(o options) error {
+	if o.devices {
+		return listDevices(os.Stdout)
+	}
 	cfg, err := loadConfig(o.config)
 	if err != nil {
 		return err
@@ -77,11 +86,16 @@ func run(o options) error {
 	}
 	log := slog.New(handler)
 
-	if o.play != "" {
+	if o.play != "" || o.record != "" {
 		// Fail now, not when the call starts.
 		if _, _, err := openAudio(o); err != nil {
 			return err
 		}
+	} else if d, err := portaudio.Open(o.device); err != nil {
+		// A phone with no sound card still registers and takes calls, in silence.
+		log.Warn("no sound card: calls will be silent", "error", err)
+	} else {
+		_ = d.Close()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -166,7 +180,16 @@ func run(o options) error {
 	return <-done
 }
 
+// openAudio opens a call's audio: the -play and -record files, or else
+// the sound card (or silence, when there is none).
 func openAudio(o options) (media.Source, media.Sink, error) {
+	if o.play == "" && o.record == "" {
+		d, err := portaudio.Open(o.device)
+		if err != nil {
+			return nil, nil, nil // said at start-up
+		}
+		return d, d, nil
+	}
 	var src media.Source
 	var sink media.Sink
 	if hz, ok := strings.CutPrefix(o.play, "tone:"); ok {
@@ -194,7 +217,7 @@ func openAudio(o options) (media.Source, media.Sink, error) {
 
 // console reads commands from stdin.
 func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), quit func()) {
-	say("commands: call <user|uri>, answer, reject, hangup, hold, resume, dtmf <digits>, status, quit")
+	say("commands: call <user|uri>, answer, reject, hangup, hold, resume, dtmf <digits>, status, devices, quit")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -246,7 +269,7 @@ func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), qui
 				say("call %s %s %s", c.ID, c.Peer, c.State())
 			}
 		case "devices":
-			err = fmt.Errorf("%s is not built yet", f[0])
+			err = listDevices(os.Stdout)
 		case "quit", "exit":
 			cancel()
 			quit()
@@ -259,4 +282,23 @@ func console(ctx context.Context, ph *phone.Phone, say func(string, ...any), qui
 			say("error: %v", err)
 		}
 	}
+}
+
+// listDevices prints the sound cards.
+func listDevices(w io.Writer) error {
+	ds, err := portaudio.Devices()
+	if err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(w, "no sound cards")
+	}
+	for _, d := range ds {
+		def := ""
+		if d.DefaultInput || d.DefaultOutput {
+			def = " (default)"
+		}
+		fmt.Fprintf(w, "%d %q %s: %d in, %d out, %.0f Hz%s\n", d.Index, d.Name, d.HostAPI, d.InputChannels, d.OutputChannels, d.DefaultRate, def)
+	}
+	return nil
 }
