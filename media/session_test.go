@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/sipline/sipline/media"
 	"github.com/sipline/sipline/media/mediatest"
 )
@@ -163,6 +165,45 @@ func TestRTCPMeasuresRoundTrip(t *testing.T) {
 	for _, s := range []*media.Session{a, b} {
 		if rtt := s.Stats().RTT; rtt > 50*time.Millisecond {
 			t.Errorf("loopback RTT %v", rtt)
+		}
+	}
+}
+
+// The receive path of a packet, from the wire bytes to decoded samples:
+// RTP parse, jitter buffer, decode. It allocates nothing per packet.
+func BenchmarkReceivePath(b *testing.B) {
+	jb := media.NewJitterBuffer(8000, 160, 2, 15)
+	var pkt rtp.Packet
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}, Payload: make([]byte, 160)}).Marshal()
+	pcm := make([]int16, 160)
+	t0 := time.Unix(0, 0)
+	var seq uint16
+	b.ReportAllocs()
+	for b.Loop() {
+		raw[2], raw[3] = byte(seq>>8), byte(seq)
+		if err := pkt.Unmarshal(raw); err != nil {
+			b.Fatal(err)
+		}
+		jb.Push(pkt.SequenceNumber, uint32(seq)*160, pkt.Payload, t0.Add(time.Duration(seq)*20*time.Millisecond))
+		if p, st := jb.Pop(); st == media.Ready {
+			media.PCMU{}.DecodeTo(pcm, p)
+		}
+		seq++
+	}
+}
+
+// The send path: encode a frame and marshal its packet.
+func BenchmarkSendPath(b *testing.B) {
+	pcm := mediatest.Tone(1000, 8000, 0, 20*time.Millisecond, 0.5)
+	payload := make([]byte, 160)
+	out := make([]byte, 12+160)
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}}
+	b.ReportAllocs()
+	for b.Loop() {
+		pkt.SequenceNumber++
+		pkt.Payload = payload[:media.PCMU{}.EncodeTo(payload, pcm)]
+		if _, err := pkt.MarshalTo(out); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -98,7 +99,9 @@ func (p *Phone) register(ctx context.Context, expires int) (int, error) {
 	p.prepare(req)
 
 	res, err := p.client.Do(ctx, req)
-	if err == nil && (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) {
+	// A challenge gets credentials; a stale nonce (RFC 7616 §3.3) gets
+	// them again at once, once, with the fresh nonce.
+	for try := 0; err == nil && try < 2 && challenged(res) && (try == 0 || stale(res)); try++ {
 		res, err = p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
 		p.reg.cseq = req.CSeq().SeqNo
 	}
@@ -130,4 +133,19 @@ func (p *Phone) prepare(req *sip.Request) {
 	if p.cfg.Transport == "udp" {
 		req.Laddr = sip.Addr{IP: p.local.Addr().AsSlice(), Port: int(p.local.Port()), Hostname: p.local.Addr().String()}
 	}
+}
+
+func challenged(res *sip.Response) bool {
+	return res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired
+}
+
+func stale(res *sip.Response) bool {
+	for _, name := range []string{"WWW-Authenticate", "Proxy-Authenticate"} {
+		for _, h := range res.GetHeaders(name) {
+			if strings.Contains(strings.ToLower(strings.ReplaceAll(h.Value(), " ", "")), "stale=true") {
+				return true
+			}
+		}
+	}
+	return false
 }
