@@ -51,6 +51,12 @@ func (l *lockedBuffer) String() string {
 // startPhone runs the phone as user with a config written for registrar r.
 func startPhone(t *testing.T, r *registrar, user, transport string, args ...string) *phoneProc {
 	t.Helper()
+	return startPhoneBin(t, phoneBin, r, user, transport, args...)
+}
+
+// startPhoneBin is startPhone with another phone binary.
+func startPhoneBin(t *testing.T, bin string, r *registrar, user, transport string, args ...string) *phoneProc {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nkeepalive: 2\nlog: {level: debug}\n",
 		user, r.addr(), transport)
@@ -59,7 +65,7 @@ func startPhone(t *testing.T, r *registrar, user, transport string, args ...stri
 		t.Fatal(err)
 	}
 	p := &phoneProc{name: user, done: make(chan error, 1)}
-	p.cmd = exec.Command(phoneBin, append([]string{"-config", path}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"-config", path}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	stdin, err := p.cmd.StdinPipe()
 	if err != nil {

@@ -1,0 +1,67 @@
+package mediatest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var jackServers atomic.Int32
+
+// StartJACK runs jackd with its dummy backend, a real-time-clocked sound
+// card without hardware, as a server of its own, stopped at the end of the
+// test. It returns the server's name: put it in JACK_DEFAULT_SERVER.
+func StartJACK(t testing.TB) string {
+	t.Helper()
+	server := fmt.Sprintf("sipline-%d-%d", os.Getpid(), jackServers.Add(1))
+	cmd := exec.Command("jackd", "-n", server, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480", "-C", "2", "-P", "2")
+	cmd.Env = append(os.Environ(), "JACK_NO_START_SERVER=1", "JACK_NO_AUDIO_RESERVATION=1")
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("jackd (Debian package jackd2; make test installs it): %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command("jack_lsp", "-s", server).Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("jackd did not come up:\n%s", log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return server
+}
+
+// LoopJACK connects every client output port to every client input port
+// on server (the system ports aside), so what is played is captured.
+func LoopJACK(t testing.TB, server string) {
+	t.Helper()
+	out, err := exec.Command("jack_lsp", "-s", server).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ins, outs []string
+	for _, p := range strings.Fields(string(out)) {
+		switch {
+		case strings.HasPrefix(p, "system:"):
+		case strings.Contains(p, ":out"):
+			outs = append(outs, p)
+		case strings.Contains(p, ":in"):
+			ins = append(ins, p)
+		}
+	}
+	if len(ins) == 0 || len(outs) == 0 {
+		t.Fatalf("no client ports to loop in:\n%s", out)
+	}
+	for _, o := range outs {
+		for _, i := range ins {
+			if b, err := exec.Command("jack_connect", "-s", server, o, i).CombinedOutput(); err != nil {
+				t.Fatalf("jack_connect %s %s: %v %s", o, i, err, b)
+			}
+		}
+	}
+}
