@@ -386,7 +386,8 @@ func register(t *testing.T, r *registrar, user, transport string, final int, exp
 	})
 	var extra []string
 	if ooc != "" {
-		extra = []string{"-oocsf", scenario(t, dir, ooc, nil)}
+		// -rtp_echo sends back the RTP a call brings, on -mp.
+		extra = []string{"-oocsf", scenario(t, dir, ooc, nil), "-rtp_echo", "-mp", strconv.Itoa(freePort(t))}
 	}
 	return sipp(t, r, user, transport, sf, hold+20*time.Second, extra...)
 }

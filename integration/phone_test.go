@@ -239,3 +239,26 @@ func TestPhoneReregistersAfterRegistrarCrash(t *testing.T) {
 		t.Fatalf("the call after the crash was not answered:\n%s\n%s", alice.out.String(), bob.out.String())
 	}
 }
+
+// Early media: the callee answers 183 with SDP and sends RTP before it
+// answers (sipp echoes ours back); the phone plays it before the 200.
+func TestPhonePlaysEarlyMedia(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	bob := register(t, r, "bob", "u1", 200, "3600", 15*time.Second, "uas_early.xml")
+	registered(t, r, bob, "UDP")
+	alice := startPhone(t, r, "alice", "udp", "-call", "bob", "-play", toneFile(t, 1000), "-hangup-after", "1s", "-exit-after-call")
+	alice.wait(t, 20*time.Second, r)
+	out := alice.out.String()
+	early, answered := strings.Index(out, "[early-media]"), strings.Index(out, "[answered]")
+	if early < 0 || answered < early {
+		t.Fatalf("no early media before the answer:\n%s\n%s", out, bob.logs(r))
+	}
+	// About 1.5 s of early media and 1 s of call, echoed back by sipp.
+	var sent, got int
+	if i := strings.Index(out, "packets sent "); i >= 0 {
+		fmt.Sscanf(out[i:], "packets sent %d received %d", &sent, &got)
+	}
+	if sent < 100 || got < 80 {
+		t.Fatalf("packets sent %d, received %d: the early media did not flow\n%s", sent, got, out)
+	}
+}

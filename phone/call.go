@@ -207,6 +207,7 @@ func (p *Phone) runOutgoing(ctx context.Context, c *Call) {
 			if res.StatusCode == 180 || res.StatusCode == 183 {
 				c.setState(Ringing)
 				p.emit(Event{CallID: c.ID, Kind: "ringing", Detail: fmt.Sprint(res.StatusCode, " ", res.Reason), Call: c})
+				c.earlyMedia(res)
 			}
 			return nil
 		},
@@ -225,7 +226,15 @@ func (p *Phone) runOutgoing(ctx context.Context, c *Call) {
 	}
 	res, err := sdp.Negotiated(c.cli.InviteResponse.Body(), c.local)
 	if err == nil {
-		err = c.startMedia(res)
+		c.mu.Lock()
+		m := c.media
+		c.mu.Unlock()
+		if m != nil {
+			// Early media already flows: follow the final answer.
+			m.Update(res.Remote, res.Direction.Sends(), res.Direction.Receives())
+		} else {
+			err = c.startMedia(res)
+		}
 	}
 	if aerr := c.cli.Ack(context.Background()); aerr != nil {
 		p.log.Warn("ACK", "call_id", c.sipID, "error", aerr)
@@ -239,6 +248,30 @@ func (p *Phone) runOutgoing(ctx context.Context, c *Call) {
 		return
 	}
 	c.established()
+}
+
+// earlyMedia plays what a provisional response with an SDP answer brings
+// (RFC 3960): a ringback tone or an announcement.
+func (c *Call) earlyMedia(res *sip.Response) {
+	if len(res.Body()) == 0 {
+		return
+	}
+	c.mu.Lock()
+	started := c.media != nil
+	c.mu.Unlock()
+	if started {
+		return
+	}
+	r, err := sdp.Negotiated(res.Body(), c.local)
+	if err != nil {
+		c.p.log.Warn("early media refused", "call_id", c.sipID, "error", err)
+		return
+	}
+	if err := c.startMedia(r); err != nil {
+		c.p.log.Warn("early media", "call_id", c.sipID, "error", err)
+		return
+	}
+	c.p.emit(Event{CallID: c.ID, Kind: "early-media", Detail: r.Codec.String(), Call: c})
 }
 
 // failureText makes a final response readable for a person.
