@@ -73,9 +73,11 @@ type Phone struct {
 	reg   registration
 	wg    sync.WaitGroup
 
-	monitor    flowMonitor
-	registered atomic.Bool
-	kick       chan string // re-register now, and why
+	public       netip.AddrPort     // our address as the registrar sees it, behind a NAT
+	extraContact *sip.ContactHeader // a stale Contact to remove with the next REGISTER
+	monitor      flowMonitor
+	registered   atomic.Bool
+	kick         chan string // re-register now, and why
 }
 
 // New validates cfg and binds the SIP socket.
@@ -159,7 +161,8 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 	default:
 		return fmt.Errorf("phone: transport %q: want udp or tcp", p.cfg.Transport)
 	}
-	copts := []sipgo.ClientOption{sipgo.WithClientHostname(host), sipgo.WithClientLogger(p.log)}
+	// rport (RFC 3581) asks the registrar to say where our requests come from.
+	copts := []sipgo.ClientOption{sipgo.WithClientHostname(host), sipgo.WithClientLogger(p.log), sipgo.WithClientNAT()}
 	if p.cfg.Transport == "udp" {
 		// Send from our SIP socket, so answers come back to it.
 		copts = append(copts, sipgo.WithClientConnectionAddr(p.local.String()))
@@ -208,9 +211,21 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 	return err
 }
 
+// contactAddr is the address in our Contact: the local one, or the one
+// the registrar sees when we are behind a NAT.
+func (p *Phone) contactAddr() netip.AddrPort {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.public.IsValid() {
+		return p.public
+	}
+	return p.local
+}
+
 // contact is our Contact header.
 func (p *Phone) contact() sip.ContactHeader {
-	u := sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.local.Addr().String(), Port: int(p.local.Port())}
+	a := p.contactAddr()
+	u := sip.Uri{Scheme: "sip", User: p.cfg.User, Host: a.Addr().String(), Port: int(a.Port())}
 	if p.cfg.Transport != "udp" {
 		u.UriParams = sip.HeaderParams{{K: "transport", V: p.cfg.Transport}}
 	}

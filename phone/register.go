@@ -3,6 +3,7 @@ package phone
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +95,9 @@ func (p *Phone) register(ctx context.Context, expires int) (int, error) {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.reg.cseq, MethodName: sip.REGISTER})
 	contact := p.contact()
 	req.AppendHeader(&contact)
+	if p.extraContact != nil {
+		req.AppendHeader(p.extraContact)
+	}
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
 	req.AppendHeader(p.route())
 	p.prepare(req)
@@ -110,6 +114,18 @@ func (p *Phone) register(ctx context.Context, expires int) (int, error) {
 	}
 	if res.StatusCode != sip.StatusOK {
 		return 0, fmt.Errorf("REGISTER to %s: %d %s", p.cfg.Registrar, res.StatusCode, res.Reason)
+	}
+	if expires > 0 && p.cfg.Transport == "udp" && p.extraContact == nil {
+		if public, ok := rportCorrection(p.contactAddr(), res.Via()); ok {
+			// Behind a NAT (RFC 3581): register the address the registrar
+			// sees instead, and drop the one it cannot reach.
+			p.log.Info("registrar sees another address; registering that", "contact", public.String())
+			old := p.contact()
+			p.mu.Lock()
+			p.public = public
+			p.mu.Unlock()
+			return p.reregister(ctx, expires, old)
+		}
 	}
 	granted := expires
 	for _, h := range res.GetHeaders("Contact") {
@@ -148,4 +164,40 @@ func stale(res *sip.Response) bool {
 		}
 	}
 	return false
+}
+
+// rportCorrection reports the address the registrar saw our request come
+// from (Via received and rport, RFC 3581 §4), when it is not the one in
+// our Contact.
+func rportCorrection(contact netip.AddrPort, via *sip.ViaHeader) (netip.AddrPort, bool) {
+	if via == nil {
+		return netip.AddrPort{}, false
+	}
+	host, ok := via.Params.Get("received")
+	if !ok || host == "" {
+		host = via.Host
+	}
+	port := int(contact.Port())
+	if v, ok := via.Params.Get("rport"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 || n > 65535 {
+			return netip.AddrPort{}, false
+		}
+		port = n
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	seen := netip.AddrPortFrom(addr.Unmap(), uint16(port))
+	return seen, seen != contact
+}
+
+// reregister registers the current Contact and removes old.
+func (p *Phone) reregister(ctx context.Context, expires int, old sip.ContactHeader) (int, error) {
+	old.Params = sip.NewParams()
+	old.Params.Add("expires", "0")
+	p.extraContact = &old
+	defer func() { p.extraContact = nil }()
+	return p.register(ctx, expires)
 }
