@@ -51,15 +51,22 @@ func (l *lockedBuffer) String() string {
 // startPhone runs the phone as user with a config written for registrar r.
 func startPhone(t *testing.T, r *registrar, user, transport string, args ...string) *phoneProc {
 	t.Helper()
-	return startPhoneBin(t, phoneBin, r, user, transport, args...)
+	return startPhoneWith(t, phoneOpts{bin: phoneBin, registrar: r.addr()}, user, transport, args...)
 }
 
-// startPhoneBin is startPhone with another phone binary.
-func startPhoneBin(t *testing.T, bin string, r *registrar, user, transport string, args ...string) *phoneProc {
+// phoneOpts change how startPhoneWith runs the phone.
+type phoneOpts struct {
+	bin       string // the phone binary
+	registrar string // "host:port"
+	extra     string // more config
+}
+
+func startPhoneWith(t *testing.T, o phoneOpts, user, transport string, args ...string) *phoneProc {
 	t.Helper()
+	bin := o.bin
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nkeepalive: 2\nlog: {level: debug}\n",
-		user, r.addr(), transport)
+	cfg := fmt.Sprintf("user: %[1]s\npassword: %[1]s-secret\ndomain: 127.0.0.1\nregistrar: %[2]s\ntransport: %[3]s\nlisten: 127.0.0.1:0\nkeepalive: 2\nlog: {level: debug}\n%[4]s",
+		user, o.registrar, transport, o.extra)
 	path := filepath.Join(dir, user+".yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -260,5 +267,25 @@ func TestPhonePlaysEarlyMedia(t *testing.T) {
 	}
 	if sent < 100 || got < 80 {
 		t.Fatalf("packets sent %d, received %d: the early media did not flow\n%s", sent, got, out)
+	}
+}
+
+// A phone registers over TLS and is called over its TLS connection.
+func TestPhoneOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	tlsPort := freePort(t)
+	r := startRegistrar(t, regOpts{tls: fmt.Sprintf("127.0.0.1:%d", tlsPort), tlsCert: cert, tlsKey: key})
+	bob := startPhoneWith(t, phoneOpts{bin: phoneBin, registrar: fmt.Sprintf("127.0.0.1:%d", tlsPort), extra: "tls_ca: " + cert + "\n"},
+		"bob", "tls", "-auto-answer", "-exit-after-call")
+	waitFor(t, 10*time.Second, "bob to register over TLS", func() bool {
+		regs := r.registrations()
+		return strings.Contains(regs, "sip:bob@") && strings.Contains(regs, `"transport": "TLS"`)
+	})
+	alice := startPhone(t, r, "alice", "udp", "-call", "bob", "-play", toneFile(t, 1000), "-hangup-after", "2s", "-exit-after-call")
+	alice.wait(t, 20*time.Second, r)
+	bob.wait(t, 10*time.Second, r)
+	if !strings.Contains(alice.out.String(), "[answered]") || !strings.Contains(bob.out.String(), "[ended]") {
+		t.Fatalf("the call over TLS failed:\n%s\n%s", alice.out.String(), bob.out.String())
 	}
 }

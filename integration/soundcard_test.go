@@ -24,7 +24,7 @@ func TestPhoneSoundCardEchoesThroughJACK(t *testing.T) {
 		t.Fatalf("build the phone with PortAudio: %v\n%s", err, out)
 	}
 	r := startRegistrar(t, regOpts{})
-	alice := startPhoneBin(t, bin, r, "alice", "udp", "-auto-answer")
+	alice := startPhoneWith(t, phoneOpts{bin: bin, registrar: r.addr()}, "alice", "udp", "-auto-answer")
 	waitFor(t, 10*time.Second, "alice to register", func() bool { return strings.Contains(r.registrations(), "sip:alice@") })
 	heard := filepath.Join(t.TempDir(), "bob-heard.wav")
 	bob := startPhone(t, r, "bob", "udp", "-call", "alice", "-play", toneFileOf(t, 440, 0, 6*time.Second), "-record", heard,

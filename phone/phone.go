@@ -2,6 +2,7 @@ package phone
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,8 +28,11 @@ type Config struct {
 	Domain         string
 	// Registrar is the "host:port" requests go to (the outbound proxy).
 	Registrar string
-	// Transport is "udp", "tcp" or "tls".
+	// Transport is "udp", "tcp" or "tls". Over TLS the phone opens no
+	// listener: requests reach it over the connection it registered on.
 	Transport string
+	// TLS configures the TLS client (trusted roots); nil means the system's.
+	TLS *tls.Config
 	// Listen is the local SIP address, "127.0.0.1:5070"; port 0 picks one.
 	Listen string
 	// Expires is the registration lifetime asked for, in seconds.
@@ -130,6 +134,7 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("phone: listen %q: %w", p.cfg.Listen, err)
 	}
 	p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("sipline-phone"), sipgo.WithUserAgentHostname(p.cfg.Domain),
+		sipgo.WithUserAgenTLSConfig(p.cfg.TLS),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log), sip.WithTransportLayerReadFilter(p.monitor.readFilter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(p.log)))
 	if err != nil {
@@ -158,8 +163,15 @@ func (p *Phone) Run(ctx context.Context, ready func()) error {
 		p.local = l.Addr().(*net.TCPAddr).AddrPort()
 		serve = func() error { return p.srv.ServeTCP(l) }
 		defer l.Close()
+	case "tls":
+		addr, err := netip.ParseAddr(host)
+		if err != nil {
+			return fmt.Errorf("phone: listen %q: over TLS it must be an IP address: %w", p.cfg.Listen, err)
+		}
+		p.local = netip.AddrPortFrom(addr, 0)
+		serve = func() error { return nil }
 	default:
-		return fmt.Errorf("phone: transport %q: want udp or tcp", p.cfg.Transport)
+		return fmt.Errorf("phone: transport %q: want udp, tcp or tls", p.cfg.Transport)
 	}
 	// rport (RFC 3581) asks the registrar to say where our requests come from.
 	copts := []sipgo.ClientOption{sipgo.WithClientHostname(host), sipgo.WithClientLogger(p.log), sipgo.WithClientNAT()}
@@ -225,6 +237,7 @@ func (p *Phone) contactAddr() netip.AddrPort {
 // contact is our Contact header.
 func (p *Phone) contact() sip.ContactHeader {
 	a := p.contactAddr()
+	// Over TLS the port stays 0: sipgo fills in the connection's.
 	u := sip.Uri{Scheme: "sip", User: p.cfg.User, Host: a.Addr().String(), Port: int(a.Port())}
 	if p.cfg.Transport != "udp" {
 		u.UriParams = sip.HeaderParams{{K: "transport", V: p.cfg.Transport}}

@@ -23,6 +23,7 @@ type Config struct {
 	Expires   int      `yaml:"expires"`
 	Keepalive int      `yaml:"keepalive"`
 	Codecs    []string `yaml:"codecs"`
+	TLSCA     string   `yaml:"tls_ca"`
 	Log       struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
@@ -74,9 +75,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("listen: %q: %w", c.Listen, err)
 	}
 	switch strings.ToLower(c.Transport) {
-	case "udp", "tcp":
+	case "udp", "tcp", "tls":
 	default:
-		return fmt.Errorf("transport: %q: want udp or tcp", c.Transport)
+		return fmt.Errorf("transport: %q: want udp, tcp or tls", c.Transport)
 	}
 	for _, codec := range c.Codecs {
 		switch strings.ToUpper(codec) {

@@ -7,6 +7,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -145,7 +147,12 @@ func run(o options) error {
 			}
 		}
 	}
+	tlsConf, err := tlsConfig(cfg.TLSCA)
+	if err != nil {
+		return fmt.Errorf("config %s: tls_ca: %w", o.config, err)
+	}
 	ph, err = phone.New(phone.Config{
+		TLS:  tlsConf,
 		User: cfg.User, Password: cfg.Password, Domain: cfg.Domain, Registrar: cfg.Registrar,
 		Transport: cfg.Transport, Listen: cfg.Listen, Expires: cfg.Expires, Codecs: cfg.Codecs,
 		Keepalive:  time.Duration(cfg.Keepalive) * time.Second,
@@ -301,4 +308,21 @@ func listDevices(w io.Writer) error {
 		fmt.Fprintf(w, "%d %q %s: %d in, %d out, %.0f Hz%s\n", d.Index, d.Name, d.HostAPI, d.InputChannels, d.OutputChannels, d.DefaultRate, def)
 	}
 	return nil
+}
+
+// tlsConfig trusts the CA certificates in the PEM file path, or the
+// system's when path is empty.
+func tlsConfig(path string) (*tls.Config, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
