@@ -289,3 +289,16 @@ func TestPhoneOverTLS(t *testing.T) {
 		t.Fatalf("the call over TLS failed:\n%s\n%s", alice.out.String(), bob.out.String())
 	}
 }
+
+// DTMF sent as SIP INFO by the caller (sipp) reaches our phone.
+func TestPhoneReceivesINFODTMF(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	bob := startPhone(t, r, "bob", "udp", "-auto-answer", "-exit-after-call")
+	waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
+	sf := scenario(t, t.TempDir(), "uac_info.xml", nil)
+	sipp(t, r, "alice", "u1", sf, 20*time.Second, "-key", "callee", "bob").mustPass(r, 25*time.Second)
+	bob.wait(t, 10*time.Second, r)
+	if !strings.Contains(bob.out.String(), "[dtmf] call 1 5") {
+		t.Fatalf("bob did not get the INFO digit:\n%s", bob.out.String())
+	}
+}
