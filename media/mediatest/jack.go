@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -20,16 +21,33 @@ func StartJACK(t testing.TB) string {
 	server := fmt.Sprintf("sipline-%d-%d", os.Getpid(), jackServers.Add(1))
 	cmd := exec.Command("jackd", "-n", server, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480", "-C", "2", "-P", "2")
 	cmd.Env = append(os.Environ(), "JACK_NO_START_SERVER=1", "JACK_NO_AUDIO_RESERVATION=1")
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
+	logf, err := os.CreateTemp(t.TempDir(), "jackd-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("jackd (Debian package jackd2; make test installs it): %v", err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	// SIGTERM lets jackd take its server out of JACK's registry; a killed
+	// one stays there, and JACK allows only a few servers.
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
 	deadline := time.Now().Add(10 * time.Second)
 	for exec.Command("jack_lsp", "-s", server).Run() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("jackd did not come up:\n%s", log.String())
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("jackd did not come up:\n%s", b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
