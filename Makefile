@@ -7,6 +7,7 @@ BIN := $(CURDIR)/bin
 # test; curl is for the demo; gcc for `go test -race` and cgo; PortAudio for
 # the sound card, with JACK's dummy backend as the headless one in tests.
 DEB_PACKAGES := sip-tester iproute2 curl gcc libc6-dev ca-certificates \
+	linphone-cli baresip-core kamailio tshark \
 	portaudio19-dev jackd2 libasound2-plugins pkg-config
 # The sound card needs cgo and PortAudio: built with this tag.
 TAGS := portaudio

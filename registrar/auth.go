@@ -3,6 +3,7 @@ package registrar
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -32,11 +33,11 @@ func (r *Registrar) authenticate(req *sip.Request, proxy bool) (string, error) {
 		}
 	}
 	if !found {
-		return "", r.challenge(proxy, false, nil)
+		return "", r.challenge(req, proxy, false, nil)
 	}
 	if !r.offers(cred.Algorithm) {
 		r.metrics.authFailures.WithLabelValues("algorithm").Inc()
-		return "", r.challenge(proxy, false, fmt.Errorf("algorithm %s not offered", cred.Algorithm))
+		return "", r.challenge(req, proxy, false, fmt.Errorf("algorithm %s not offered", cred.Algorithm))
 	}
 	ha1, known := r.users[cred.Username][cred.Algorithm]
 	if !known {
@@ -51,10 +52,10 @@ func (r *Registrar) authenticate(req *sip.Request, proxy bool) (string, error) {
 		err = fmt.Errorf("%w: unknown user", digest.ErrBadResponse)
 	case errors.Is(err, digest.ErrStale):
 		r.metrics.authFailures.WithLabelValues("stale").Inc()
-		return "", r.challenge(proxy, true, err)
+		return "", r.challenge(req, proxy, true, err)
 	}
 	r.metrics.authFailures.WithLabelValues(failureReason(err)).Inc()
-	return "", r.challenge(proxy, false, fmt.Errorf("user %q: %w", cred.Username, err))
+	return "", r.challenge(req, proxy, false, fmt.Errorf("user %q: %w", cred.Username, err))
 }
 
 func (r *Registrar) offers(alg digest.Algorithm) bool {
@@ -66,17 +67,40 @@ func (r *Registrar) offers(alg digest.Algorithm) bool {
 	return false
 }
 
-// challenge builds the 401 or 407 with one challenge per offered algorithm.
-func (r *Registrar) challenge(proxy, stale bool, cause error) *StatusError {
+// challenge builds the 401 or 407 with one challenge per offered algorithm,
+// or only the first for user agents that fail on any algorithm they do
+// not know (RFC 8760 §2.4 says to skip those).
+func (r *Registrar) challenge(req *sip.Request, proxy, stale bool, cause error) *StatusError {
 	code, reason, hname := sip.StatusUnauthorized, "Unauthorized", "WWW-Authenticate"
 	if proxy {
 		code, reason, hname = sip.StatusProxyAuthRequired, "Proxy Authentication Required", "Proxy-Authenticate"
 	}
 	e := statusErr(code, reason, cause)
-	for _, alg := range r.algorithms {
+	algs := r.algorithms
+	if r.singleChallenge(req) {
+		algs = algs[:1]
+	}
+	for _, alg := range algs {
 		e.Headers = append(e.Headers, [2]string{hname, r.auth.Challenge(alg, stale).String()})
 	}
 	return e
+}
+
+// singleChallenge reports whether req's User-Agent is one that gets only
+// the first challenge. baresip 1.0 (libre) gives up on the whole response
+// when one challenge names an algorithm other than MD5.
+func (r *Registrar) singleChallenge(req *sip.Request) bool {
+	h := req.GetHeader("User-Agent")
+	if h == nil || len(r.algorithms) < 2 {
+		return false
+	}
+	ua := strings.ToLower(h.Value())
+	for _, a := range r.singleChallengeAgents {
+		if strings.Contains(ua, a) {
+			return true
+		}
+	}
+	return false
 }
 
 func failureReason(err error) string {

@@ -51,14 +51,17 @@ type Registrar struct {
 	pendingUsers map[string]User
 	dummyHA1     map[digest.Algorithm]string
 	algorithms   []digest.Algorithm
-	nonceTTL     time.Duration
-	secret       []byte
-	auth         *digest.Server
-	expDefault   int
-	expMin       int
-	expMax       int
-	maxContacts  int
-	metrics      *Metrics
+	// singleChallengeAgents are lower-case User-Agent substrings that get
+	// only the first challenge.
+	singleChallengeAgents []string
+	nonceTTL              time.Duration
+	secret                []byte
+	auth                  *digest.Server
+	expDefault            int
+	expMin                int
+	expMax                int
+	maxContacts           int
+	metrics               *Metrics
 
 	client *sipgo.Client
 
@@ -180,6 +183,21 @@ func WithAuth(algs []digest.Algorithm, nonceTTL time.Duration) Option {
 	}
 }
 
+// WithSingleChallenge sets the User-Agent substrings (matched without
+// case) of clients that get only the most preferred challenge, because
+// they fail on one they do not know. The default is baresip's.
+func WithSingleChallenge(agents ...string) Option {
+	return func(r *Registrar) error {
+		r.singleChallengeAgents = r.singleChallengeAgents[:0]
+		for _, a := range agents {
+			if a = strings.ToLower(strings.TrimSpace(a)); a != "" {
+				r.singleChallengeAgents = append(r.singleChallengeAgents, a)
+			}
+		}
+		return nil
+	}
+}
+
 // WithSecret sets the key that signs nonces and flow tokens. Nodes that
 // share registrations share it. The default is random per process.
 func WithSecret(secret []byte) Option {
@@ -200,20 +218,21 @@ func WithMetrics(m *Metrics) Option {
 // New returns a Registrar keeping bindings in store.
 func New(store location.Store, opts ...Option) (*Registrar, error) {
 	r := &Registrar{
-		store:       store,
-		log:         slog.New(slog.DiscardHandler),
-		now:         time.Now,
-		hosts:       map[string]bool{},
-		algorithms:  []digest.Algorithm{digest.MD5, digest.SHA256},
-		nonceTTL:    5 * time.Minute,
-		expDefault:  3600,
-		expMin:      60,
-		expMax:      7200,
-		maxContacts: 10,
-		index:       map[string]aorState{},
-		flows:       map[flowKey]map[string]struct{}{},
-		live:        map[flowKey]struct{}{},
-		tracked:     map[string]bool{},
+		store:                 store,
+		log:                   slog.New(slog.DiscardHandler),
+		now:                   time.Now,
+		hosts:                 map[string]bool{},
+		algorithms:            []digest.Algorithm{digest.MD5, digest.SHA256},
+		singleChallengeAgents: []string{"baresip"},
+		nonceTTL:              5 * time.Minute,
+		expDefault:            3600,
+		expMin:                60,
+		expMax:                7200,
+		maxContacts:           10,
+		index:                 map[string]aorState{},
+		flows:                 map[flowKey]map[string]struct{}{},
+		live:                  map[flowKey]struct{}{},
+		tracked:               map[string]bool{},
 	}
 	for _, o := range opts {
 		if err := o(r); err != nil {

@@ -187,6 +187,29 @@ func TestRegisterIsChallengedInTheConfiguredOrder(t *testing.T) {
 	}
 }
 
+func TestBaresipGetsOnlyTheFirstChallenge(t *testing.T) {
+	for _, tc := range []struct {
+		name, agent string
+		opts        []registrar.Option
+		want        int
+	}{
+		{"baresip", "baresip v1.0.0 (x86_64/linux)", nil, 1},
+		{"linphone", "Linphone-Desktop/5.1 (belle-sip/5.1.0)", nil, 2},
+		{"configured off", "baresip v1.0.0", []registrar.Option{registrar.WithSingleChallenge()}, 2},
+		{"configured", "MyPhone/2", []registrar.Option{registrar.WithSingleChallenge("myphone")}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.opts...)
+			req := registerReq("alice", "alice", "<sip:alice@10.0.0.5:5070>", "User-Agent: "+tc.agent+"\n")
+			res := final(t, f.do(f.request(req, "10.0.0.5:5070")))
+			hs := res.GetHeaders("WWW-Authenticate")
+			if res.StatusCode != 401 || len(hs) != tc.want || !strings.Contains(hs[0].Value(), "algorithm=MD5") {
+				t.Fatalf("got %d with challenges %v, want %d, MD5 first", res.StatusCode, hs, tc.want)
+			}
+		})
+	}
+}
+
 func TestRegisterWithDigest(t *testing.T) {
 	for _, alg := range []string{"SHA-256", "MD5"} {
 		t.Run(alg, func(t *testing.T) {

@@ -41,6 +41,9 @@ type Config struct {
 		Algorithms []string `yaml:"algorithms"`
 		NonceTTL   int      `yaml:"nonce_ttl"`
 		Secret     string   `yaml:"secret"`
+		// SingleChallengeAgents: User-Agents that get only the first
+		// challenge; unset means baresip's default, [] means none.
+		SingleChallengeAgents []string `yaml:"single_challenge_agents"`
 	} `yaml:"auth"`
 	Users map[string]UserConfig `yaml:"users"`
 	Log   struct {

@@ -203,6 +203,9 @@ func registrarOptions(cfg *Config, log *slog.Logger, eps []registrar.Endpoint) (
 		registrar.WithMaxContacts(cfg.MaxContacts),
 		registrar.WithAuth(algs, time.Duration(cfg.Auth.NonceTTL)*time.Second),
 	}
+	if cfg.Auth.SingleChallengeAgents != nil {
+		opts = append(opts, registrar.WithSingleChallenge(cfg.Auth.SingleChallengeAgents...))
+	}
 	if cfg.Auth.Secret != "" {
 		opts = append(opts, registrar.WithSecret([]byte(cfg.Auth.Secret)))
 	}
