@@ -92,17 +92,25 @@ func startPhoneWith(t *testing.T, o phoneOpts, user, transport string, args ...s
 	return p
 }
 
+// wait waits for the phone to exit; r, if not nil, is the registrar whose
+// log tail a failure shows.
 func (p *phoneProc) wait(t *testing.T, d time.Duration, r *registrar) {
 	t.Helper()
+	regTail := func() string {
+		if r == nil {
+			return ""
+		}
+		return r.logTail()
+	}
 	select {
 	case err := <-p.done:
 		p.done <- err
 		if err != nil {
-			t.Fatalf("phone %s: %v\n%s\n%s", p.name, err, p.out.String(), r.logTail())
+			t.Fatalf("phone %s: %v\n%s\n%s", p.name, err, p.out.String(), regTail())
 		}
 	case <-time.After(d):
 		_ = p.cmd.Process.Kill()
-		t.Fatalf("phone %s still running after %s:\n%s\n%s", p.name, d, p.out.String(), r.logTail())
+		t.Fatalf("phone %s still running after %s:\n%s\n%s", p.name, d, p.out.String(), regTail())
 	}
 }
 
@@ -128,37 +136,51 @@ func toneFileOf(t *testing.T, freq float64, lead, length time.Duration) string {
 	return path
 }
 
-func readWAV(t *testing.T, path string) []int16 {
+func readWAV(t *testing.T, path string) ([]int16, int) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	pcm, _, err := media.ReadWAV(f)
+	pcm, rate, err := media.ReadWAV(f)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	return pcm
+	return pcm, rate
 }
 
 // checkTone asserts that the recording holds the tone want, for toneLen
-// ±5%, and not the tone other; it returns the one-way delay.
+// ±5%, and not the tone other; it returns the one-way delay: the tone's
+// onset in the recording less its onset in what was sent. Recordings of
+// any rate are read, since peers record at their own.
 func checkTone(t *testing.T, who, path string, want, other float64) time.Duration {
 	t.Helper()
-	pcm := readWAV(t, path)
-	start, end, ok := mediatest.Span(pcm, want, 8000, 0.02)
+	pcm, rate := readWAV(t, path)
+	start, end, ok := mediatest.Span(pcm, want, rate, 0.02)
 	if !ok {
-		t.Errorf("%s: no %.0f Hz tone in %s (%d samples)", who, want, path, len(pcm))
+		t.Errorf("%s: no %.0f Hz tone in %s (%v of audio)", who, want, path, time.Duration(len(pcm))*time.Second/time.Duration(rate))
 		return 0
 	}
 	if d := end - start; d < toneLen*95/100 || d > toneLen*105/100 {
 		t.Errorf("%s: the %.0f Hz tone lasts %v, want %v ±5%%", who, want, d, toneLen)
 	}
-	if _, _, heard := mediatest.Span(pcm, other, 8000, 0.02); heard {
+	if _, _, heard := mediatest.Span(pcm, other, rate, 0.02); heard {
 		t.Errorf("%s: the %.0f Hz tone is there too", who, other)
 	}
 	return start - toneLead
+}
+
+// windowPower is the power of freq in the recording at path between from
+// and to.
+func windowPower(t *testing.T, path string, freq float64, from, to time.Duration) float64 {
+	t.Helper()
+	pcm, rate := readWAV(t, path)
+	a, b := int(from.Seconds()*float64(rate)), int(to.Seconds()*float64(rate))
+	if b > len(pcm) {
+		t.Fatalf("%s is %v long; want at least %v", path, time.Duration(len(pcm))*time.Second/time.Duration(rate), to)
+	}
+	return mediatest.Power(pcm[a:b], freq, rate)
 }
 
 func TestPhonesCallWithAudio(t *testing.T) {
@@ -210,14 +232,7 @@ func TestHoldSilencesAndResumeBringsBack(t *testing.T) {
 		who, path string
 		freq      float64
 	}{{"bob", bobHeard, 1000}, {"alice", aliceHeard, 440}} {
-		pcm := readWAV(t, rec.path)
-		window := func(from, to time.Duration) float64 {
-			a, b := int(from.Seconds()*8000), int(to.Seconds()*8000)
-			if b > len(pcm) {
-				t.Fatalf("%s's recording is %v long", rec.who, time.Duration(len(pcm))*time.Second/8000)
-			}
-			return mediatest.Power(pcm[a:b], rec.freq, 8000)
-		}
+		window := func(from, to time.Duration) float64 { return windowPower(t, rec.path, rec.freq, from, to) }
 		before, held, after := window(500*time.Millisecond, 1500*time.Millisecond), window(2500*time.Millisecond, 3500*time.Millisecond), window(4800*time.Millisecond, 5600*time.Millisecond)
 		t.Logf("%s hears %.0f Hz at power %.3f before hold, %.4f held, %.3f after resume", rec.who, rec.freq, before, held, after)
 		if before < 0.02 || after < 0.02 || held > 0.001 {

@@ -36,7 +36,7 @@ func TestPhoneSoundCardEchoesThroughJACK(t *testing.T) {
 	if strings.Contains(alice.out.String(), "no sound card") {
 		t.Fatalf("alice found no sound card:\n%s", alice.out.String())
 	}
-	pcm := readWAV(t, heard)
+	pcm, _ := readWAV(t, heard)
 	tail := pcm[len(pcm)/2:]
 	if p := mediatest.Power(tail, 440, 8000); p < 0.01 {
 		t.Fatalf("bob's tone did not come back through alice's sound card (power %.4f)\n%s", p, alice.out.String())
