@@ -406,16 +406,7 @@ func registered(t *testing.T, r *registrar, u *ua, transport string) {
 			}
 		default:
 		}
-		regs := r.registrations()
-		i := strings.Index(regs, `"sip:`+user+`@`)
-		if i < 0 {
-			return false
-		}
-		entry := regs[i:]
-		if j := strings.Index(entry, `"aor"`); j >= 0 {
-			entry = entry[:j]
-		}
-		return strings.Contains(entry, `"transport": "`+strings.ToUpper(transport)+`"`)
+		return registeredOver(r, user, transport)
 	})
 }
 

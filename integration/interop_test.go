@@ -176,6 +176,20 @@ func TestInterop(t *testing.T) {
 	}
 }
 
+// registeredOver reports whether user has a binding over transport.
+func registeredOver(r *registrar, user, transport string) bool {
+	regs := r.registrations()
+	i := strings.Index(regs, `"sip:`+user+`@`)
+	if i < 0 {
+		return false
+	}
+	entry := regs[i:]
+	if j := strings.Index(entry, `"aor"`); j >= 0 {
+		entry = entry[:j]
+	}
+	return strings.Contains(entry, `"transport": "`+strings.ToUpper(transport)+`"`)
+}
+
 var summaryRE = regexp.MustCompile(`codec (\S+), .*lost \d+ \(([\d.]+)%\), jitter ([\d.]+) ms`)
 
 func runInterop(t *testing.T, c interopCase) {
@@ -236,7 +250,7 @@ func runInterop(t *testing.T, c interopCase) {
 			if r == nil {
 				return strings.Contains(p.peer.Proc().log(), "200 OK")
 			}
-			return strings.Contains(r.registrations(), `"sip:`+p.user+`@`)
+			return registeredOver(r, p.user, c.transport)
 		})
 	}
 
@@ -385,7 +399,7 @@ func checkHold(t *testing.T, holder *party, parties ...*party) {
 		}
 		// 20 ms packets for the call, less the 2 s on hold.
 		sent, _ := strconv.Atoi(m[1])
-		if max := int((callLength-1500*time.Millisecond)/(20*time.Millisecond)); sent > max {
+		if max := int((callLength - 1500*time.Millisecond) / (20 * time.Millisecond)); sent > max {
 			t.Errorf("our phone sent %d packets in a %v call with 2 s on hold; want at most %d", sent, callLength, max)
 		}
 	}
