@@ -15,6 +15,13 @@ import (
 // authenticated user name, or a *StatusError that carries a challenge.
 // Unknown users and wrong passwords get the same answer.
 func (r *Registrar) authenticate(req *sip.Request, proxy bool) (string, error) {
+	if r.authOff {
+		// Everyone is who they say: From for the proxy, To for REGISTER.
+		if proxy {
+			return req.From().Address.User, nil
+		}
+		return req.To().Address.User, nil
+	}
 	hname := "Authorization"
 	if proxy {
 		hname = "Proxy-Authorization"

@@ -210,6 +210,14 @@ func TestBaresipGetsOnlyTheFirstChallenge(t *testing.T) {
 	}
 }
 
+func TestWithoutAuthRegisterIsNotChallenged(t *testing.T) {
+	f := newFixture(t, registrar.WithoutAuth())
+	res := final(t, f.do(f.request(registerReq("alice", "alice", "<sip:alice@10.0.0.5:5070>", ""), "10.0.0.5:5070")))
+	if res.StatusCode != 200 || res.GetHeader("Contact") == nil {
+		t.Fatalf("got %d %s, want 200 with the contact", res.StatusCode, res.Reason)
+	}
+}
+
 func TestRegisterWithDigest(t *testing.T) {
 	for _, alg := range []string{"SHA-256", "MD5"} {
 		t.Run(alg, func(t *testing.T) {

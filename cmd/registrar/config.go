@@ -41,6 +41,8 @@ type Config struct {
 		Algorithms []string `yaml:"algorithms"`
 		NonceTTL   int      `yaml:"nonce_ttl"`
 		Secret     string   `yaml:"secret"`
+		// Disabled turns digest auth off: anyone may register any user.
+		Disabled bool `yaml:"disabled"`
 		// SingleChallengeAgents: User-Agents that get only the first
 		// challenge; unset means baresip's default, [] means none.
 		SingleChallengeAgents []string `yaml:"single_challenge_agents"`

@@ -203,6 +203,10 @@ func registrarOptions(cfg *Config, log *slog.Logger, eps []registrar.Endpoint) (
 		registrar.WithMaxContacts(cfg.MaxContacts),
 		registrar.WithAuth(algs, time.Duration(cfg.Auth.NonceTTL)*time.Second),
 	}
+	if cfg.Auth.Disabled {
+		log.Warn("auth.disabled: anyone may register any user of the domain and call without credentials")
+		opts = append(opts, registrar.WithoutAuth())
+	}
 	if cfg.Auth.SingleChallengeAgents != nil {
 		opts = append(opts, registrar.WithSingleChallenge(cfg.Auth.SingleChallengeAgents...))
 	}
