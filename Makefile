@@ -12,7 +12,7 @@ DEB_PACKAGES := sip-tester iproute2 curl gcc libc6-dev ca-certificates \
 # The sound card needs cgo and PortAudio: built with this tag.
 TAGS := portaudio
 
-.PHONY: all deps build test demo vet clean
+.PHONY: all deps build test demo vet clean bench
 
 all: build
 
@@ -37,6 +37,12 @@ vet:
 
 test: deps vet
 	$(GO) test -race -tags $(TAGS) -count=1 -timeout 20m ./...
+
+# The full benchmark against Kamailio (bench/, results in docs/BENCHMARKS.md):
+# minutes of load on loopback. `make test` runs only its smoke version.
+bench: deps
+	$(GO) run ./bench -out bench-results.json
+	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./sdp/ ./registrar/... | tee bench-go.txt
 
 demo: build
 	./scripts/demo.sh

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type harness struct {
+	plan plan
+	dir  string // scratch
+	root string // the repository
+	bin  string // our binaries
+	log  *log.Logger
+	seq  int
+}
+
+// scratch returns a new directory under h.dir.
+func (h *harness) scratch(name string) string {
+	h.seq++
+	d := filepath.Join(h.dir, fmt.Sprintf("%02d-%s", h.seq, name))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		h.log.Fatal(err)
+	}
+	return d
+}
+
+// loadTest is one row of the comparison.
+type loadTest struct {
+	name     string
+	scenario string // in bench/sipp
+	auth     bool
+	call     bool // a call load: needs a registered callee
+}
+
+var loadTests = []loadTest{
+	{"REGISTER with MD5 digest", "register_auth.xml", true, false},
+	{"REGISTER without auth", "register_open.xml", false, false},
+	{"calls with proxy auth", "call_auth.xml", true, true},
+	{"calls without auth", "call_open.xml", false, true},
+}
+
+func (h *harness) all(only string) (*Report, error) {
+	r := &Report{Date: time.Now().UTC().Format(time.RFC3339), Kamailio: version("kamailio", "-v"), Sipp: version("sipp", "-v")}
+	r.Host, _ = os.Hostname()
+	users, err := h.usersFile(h.plan.users)
+	if err != nil {
+		return nil, err
+	}
+	for _, lt := range loadTests {
+		if only != "" && !strings.Contains(lt.name, only) {
+			continue
+		}
+		o := Outcome{Test: lt.name}
+		kam, err := h.maximum(lt, "kamailio", users)
+		if err != nil {
+			return nil, err
+		}
+		ours, err := h.maximum(lt, "ours", users)
+		if err != nil {
+			return nil, err
+		}
+		o.Kamailio, o.Ours = kam, ours
+		if kam.Rate > 0 {
+			o.Ratio = ours.Rate / kam.Rate
+		}
+		if half := int(kam.Rate / 2); half > 0 {
+			if o.KamailioAtHalf, err = h.once(lt, "kamailio", users, half); err != nil {
+				return nil, err
+			}
+			if o.OursAtHalf, err = h.once(lt, "ours", users, half); err != nil {
+				return nil, err
+			}
+		}
+		h.log.Printf("%s: ours %.0f/s, Kamailio %.0f/s, ratio %.2f", lt.name, ours.Rate, kam.Rate, o.Ratio)
+		r.Loads = append(r.Loads, o)
+	}
+	if only == "" || strings.Contains("bindings", only) {
+		if err := h.bindings(r); err != nil {
+			return nil, err
+		}
+	}
+	if only == "" || strings.Contains("phone", only) {
+		if err := h.phoneCPU(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func version(cmd, flag string) string {
+	out, _ := exec.Command(cmd, flag).CombinedOutput()
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(line)
+}
+
+// usersFile writes n users for sipp's -inf: the name, then the
+// credentials as an [authentication] keyword.
+func (h *harness) usersFile(n int) (string, error) {
+	path := filepath.Join(h.dir, fmt.Sprintf("users-%d.csv", n))
+	var b strings.Builder
+	b.WriteString("SEQUENTIAL\n")
+	for i := range n {
+		fmt.Fprintf(&b, "u%[1]d;[authentication username=u%[1]d password=u%[1]d-secret]\n", i)
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// Maximum is the highest rate a server sustained: under 1% failures, and
+// at least 90% of the rate asked for.
+type Maximum struct {
+	Rate  float64 `json:"rate"`
+	At    Step    `json:"at"`
+	Steps []Step  `json:"steps"`
+}
+
+// Step is one sipp run at one rate.
+type Step struct {
+	Target int     `json:"target"`
+	Rate   float64 `json:"rate"`
+	OK     int     `json:"ok"`
+	Failed int     `json:"failed"`
+	// Latency: from our prober for REGISTER (Probes exchanges), from
+	// sipp (whole milliseconds, INVITE to 200) for calls.
+	P50    time.Duration `json:"p50"`
+	P99    time.Duration `json:"p99"`
+	Probes int           `json:"probes,omitempty"`
+}
+
+func (s Step) sustained() bool {
+	total := s.OK + s.Failed
+	return total > 0 && float64(s.Failed) < 0.01*float64(total) && s.Rate >= 0.9*float64(s.Target)
+}
+
+// maximum finds the highest sustained rate: it doubles the rate until a
+// step fails, then halves the gap between the last good and the failed
+// rate, a few times. Every step runs on a fresh server.
+func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
+	var m Maximum
+	try := func(rate int) (bool, error) {
+		s, err := h.once(lt, who, users, rate)
+		if err != nil {
+			return false, err
+		}
+		m.Steps = append(m.Steps, *s)
+		h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v", who, lt.name, rate, s.Rate, s.OK, s.Failed, s.P50, s.P99)
+		if s.sustained() && s.Rate > m.Rate {
+			m.Rate, m.At = s.Rate, *s
+		}
+		return s.sustained(), nil
+	}
+	good, bad := 0, 0
+	for rate := h.plan.startRate; rate <= h.plan.maxRate; rate *= 2 {
+		ok, err := try(rate)
+		if err != nil {
+			return m, err
+		}
+		if !ok {
+			bad = rate
+			break
+		}
+		good = rate
+	}
+	for range h.plan.refine {
+		if bad == 0 || bad-good < good/20 {
+			break
+		}
+		mid := (good + bad) / 2
+		ok, err := try(mid)
+		if err != nil {
+			return m, err
+		}
+		if ok {
+			good = mid
+		} else {
+			bad = mid
+		}
+	}
+	return m, nil
+}
+
+// once runs one load step against a fresh server.
+func (h *harness) once(lt loadTest, who, users string, rate int) (*Step, error) {
+	srv, err := h.start(who, lt.auth, "memory", h.scratch(who), h.plan.users)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	var extra []string
+	if lt.call {
+		callee, err := h.callee(srv)
+		if err != nil {
+			return nil, err
+		}
+		defer callee.stop()
+		extra = []string{"-s", "alice", "-au", "alice", "-ap", "alice-secret", "-key", "callee", "bob"}
+	} else {
+		extra = []string{"-inf", users}
+	}
+	calls := int(float64(rate) * h.plan.step.Seconds())
+	var pr *prober
+	if !lt.call {
+		pr = startProber(srv.addr, lt.auth, h.plan.users, 5*time.Millisecond)
+	}
+	s, err := h.sipp(srv, lt.scenario, rate, calls, extra...)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s at %d/s: %w\n%s", who, lt.name, rate, err, srv.tail())
+	}
+	if pr != nil {
+		rtts, err := pr.finish()
+		if err != nil {
+			return nil, fmt.Errorf("%s: latency prober: %w", who, err)
+		}
+		sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+		s.P50, s.P99, s.Probes = percentile(rtts, 0.50), percentile(rtts, 0.99), len(rtts)
+	}
+	if !srv.alive() {
+		return nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
+	}
+	return s, nil
+}
+
+// sipp runs one bounded load and reads its counts and response times.
+func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...string) (*Step, error) {
+	dir := h.scratch("sipp")
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-sf", filepath.Join(h.root, "bench", "sipp", scenario),
+		"-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
+		"-l", strconv.Itoa(max(rate, 100)), "-recv_timeout", "2000", "-timeout", fmt.Sprint(int(h.plan.step.Seconds())*3+10) + "s",
+		"-max_recv_loops", "10000", "-max_sched_loops", "10000",
+		"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
+	args = append(args, srv.addr)
+	cmd := exec.Command("sipp", args...)
+	cmd.Dir = dir
+	out, _ := os.Create(filepath.Join(dir, "sipp.out"))
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	start := time.Now()
+	err = cmd.Run()
+	wall := time.Since(start)
+	var ee *exec.ExitError
+	if err != nil && !(errorsAs(err, &ee) && ee.ExitCode() == 1) {
+		b, _ := os.ReadFile(out.Name())
+		return nil, fmt.Errorf("sipp: %w: %s", err, tailOf(string(b), 15))
+	}
+	s := &Step{Target: rate}
+	if s.OK, s.Failed, err = sippCounts(dir); err != nil {
+		return nil, err
+	}
+	s.Rate = float64(s.OK) / wall.Seconds()
+	times, err := sippRTT(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.P50, s.P99 = percentile(times, 0.50), percentile(times, 0.99)
+	return s, nil
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// sippCounts reads the last line of sipp's statistics file.
+func sippCounts(dir string) (ok, failed int, err error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_.csv"))
+	if len(files) == 0 {
+		return 0, 0, fmt.Errorf("sipp wrote no statistics in %s", dir)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		return 0, 0, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return 0, 0, fmt.Errorf("sipp statistics %s hold no data", files[0])
+	}
+	head, last := strings.Split(lines[0], ";"), strings.Split(lines[len(lines)-1], ";")
+	field := func(name string) int {
+		for i, h := range head {
+			if h == name && i < len(last) {
+				n, _ := strconv.Atoi(last[i])
+				return n
+			}
+		}
+		return 0
+	}
+	return field("SuccessfulCall(C)"), field("FailedCall(C)"), nil
+}
+
+// sippRTT reads every response time sipp traced.
+func sippRTT(dir string) ([]time.Duration, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	var out []time.Duration
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			// date_ms;response_time_ms;rtd_no
+			parts := strings.Split(sc.Text(), ";")
+			if len(parts) < 2 {
+				continue
+			}
+			ms, err := strconv.ParseFloat(parts[1], 64)
+			if err != nil {
+				continue
+			}
+			out = append(out, time.Duration(ms*float64(time.Millisecond)))
+		}
+		fh.Close()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)].Round(time.Microsecond)
+}
+
+// callee registers bob from a port, then starts a sipp on that same port
+// that answers every call.
+func (h *harness) callee(srv *server) (*proc, error) {
+	dir := h.scratch("callee")
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	common := []string{"-s", "bob", "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin", "-max_recv_loops", "10000"}
+	reg := exec.Command("sipp", append(append([]string{"-sf", filepath.Join(h.root, "bench/sipp/callee.xml"),
+		"-au", "bob", "-ap", "bob-secret", "-m", "1", "-timeout", "10s", "-timeout_error"}, common...), srv.addr)...)
+	reg.Dir = dir
+	if out, err := reg.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("the callee did not register: %w\n%s", err, tailOf(string(out), 10))
+	}
+	return startProc("callee", dir, exec.Command("sipp", append([]string{"-sf", filepath.Join(h.root, "bench/sipp/answer.xml"),
+		"-timeout", "600s"}, common...)...))
+}
+
+// proc is a process started and stopped by PID.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+}
+
+func startProc(name, dir string, cmd *exec.Cmd) (*proc, error) {
+	p := &proc{cmd: cmd, logPath: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	f, err := os.Create(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	if cmd.Dir == "" {
+		cmd.Dir = dir
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop sends SIGTERM, then SIGKILL after 10 s.
+func (p *proc) stop() {
+	if !p.alive() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.logPath)
+	return tailOf(string(b), 20)
+}
+
+func tailOf(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freePort is a loopback port free for UDP and TCP.
+func freePort() (int, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port")
+}

@@ -1,0 +1,157 @@
+// Command bench measures the registrar against Kamailio 5.6 side by side,
+// driven by sipp on loopback, and the phone's CPU per call. `make bench`
+// runs it in full; `go test ./bench` runs a smoke version of a few
+// seconds. Results are printed as a table and written as JSON.
+//
+//	go run ./bench -out bench-results.json
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+)
+
+// plan says how hard and how long to push.
+type plan struct {
+	users     int           // distinct REGISTER users
+	step      time.Duration // length of one load step
+	startRate int           // first rate tried, per second
+	maxRate   int           // never try above this
+	refine    int           // bisection steps after the first failure
+	bindings  int           // for the memory and restart measurement
+	phoneCall time.Duration // length of the measured phone call
+}
+
+var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, bindings: 100000, phoneCall: 10 * time.Second}
+
+// smokePlan checks that the harness works, in seconds: no figure from it
+// means anything.
+var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, bindings: 2000, phoneCall: 2 * time.Second}
+
+// Report is everything one run measured.
+type Report struct {
+	Date     string    `json:"date"`
+	Host     string    `json:"host"`
+	Kamailio string    `json:"kamailio"`
+	Sipp     string    `json:"sipp"`
+	Loads    []Outcome `json:"loads"`
+	// Memory and restart with many persisted bindings (ours, bolt store).
+	Bindings          int     `json:"bindings"`
+	RSSMiB            float64 `json:"rss_mib"`
+	KamailioRSSMiB    float64 `json:"kamailio_rss_mib"`
+	RestartToServing  string  `json:"restart_to_serving"`
+	PhoneCPUPerCall   float64 `json:"phone_cpu_percent_per_call"`
+	PhoneCallMeasured string  `json:"phone_call_measured"`
+}
+
+// Outcome is one load test on both servers.
+type Outcome struct {
+	Test     string  `json:"test"`
+	Ours     Maximum `json:"ours"`
+	Kamailio Maximum `json:"kamailio"`
+	Ratio    float64 `json:"ratio"`
+	// Latency of each at half Kamailio's maximum rate.
+	OursAtHalf     *Step `json:"ours_at_half_kamailio_max,omitempty"`
+	KamailioAtHalf *Step `json:"kamailio_at_half_kamailio_max,omitempty"`
+}
+
+func main() {
+	smoke := flag.Bool("smoke", false, "a few seconds of load, to check the harness")
+	out := flag.String("out", "bench-results.json", "where to write the JSON results")
+	only := flag.String("only", "", "run only the load tests whose name contains this")
+	flag.Parse()
+	p := fullPlan
+	if *smoke {
+		p = smokePlan
+	}
+	r, err := run(p, *only, log.New(os.Stderr, "bench: ", log.Ltime))
+	if err != nil {
+		log.Fatal(err)
+	}
+	printReport(os.Stdout, r)
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run builds the binaries, then measures.
+func run(p plan, only string, logger *log.Logger) (*Report, error) {
+	dir, err := os.MkdirTemp("", "sipline-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/registrar", "./cmd/phone")
+	build.Dir, build.Stderr = root, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	h := &harness{plan: p, dir: dir, root: root, bin: dir, log: logger}
+	restore := tuneSocketBuffers(logger)
+	defer restore()
+	return h.all(only)
+}
+
+// repoRoot is the module root: bench/ lives just below it.
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no go.mod above %s", wd)
+}
+
+// socketBuffer is the UDP receive buffer both servers get.
+const socketBuffer = 4 << 20
+
+// tuneSocketBuffers gives every new socket, ours and Kamailio's and
+// sipp's, the same receive buffer, and returns what undoes it.
+func tuneSocketBuffers(logger *log.Logger) func() {
+	const path = "/proc/sys/net/core/rmem_default"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return func() {}
+	}
+	if err := os.WriteFile(path, []byte(fmt.Sprint(socketBuffer)), 0o644); err != nil {
+		logger.Printf("cannot set %s (%v): both servers keep the default buffer", path, err)
+		return func() {}
+	}
+	return func() { _ = os.WriteFile(path, old, 0o644) }
+}
+
+func printReport(w *os.File, r *Report) {
+	fmt.Fprintf(w, "\nbenchmark %s on %s; %s; %s\n", r.Date, r.Host, r.Kamailio, r.Sipp)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "test\tours max/s\tkamailio max/s\tratio\tours p50/p99 at max\tkamailio p50/p99 at max\tours p99 at ½ kam\tkamailio p99 at ½ kam")
+	for _, o := range r.Loads {
+		half := func(s *Step) string {
+			if s == nil {
+				return "-"
+			}
+			return s.P99.String()
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
+			o.Ours.At.P50, o.Ours.At.P99, o.Kamailio.At.P50, o.Kamailio.At.P99, half(o.OursAtHalf), half(o.KamailioAtHalf))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d bindings: ours %.1f MiB RSS (bolt store), Kamailio %.1f MiB; restart to serving %s\n",
+		r.Bindings, r.RSSMiB, r.KamailioRSSMiB, r.RestartToServing)
+	fmt.Fprintf(w, "phone CPU per active call: %.2f%% of one core (%s)\n", r.PhoneCPUPerCall, r.PhoneCallMeasured)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sipline/sipline/registrar/digest"
+)
+
+// sipp times responses in whole milliseconds, too coarse for a registrar
+// that answers in a fraction of one. While sipp makes the load, a prober
+// registers one user at a time from its own socket and times each
+// exchange, first REGISTER to 200, with the monotonic clock.
+type prober struct {
+	addr  string
+	auth  bool
+	users int
+	every time.Duration
+
+	stop chan struct{}
+	done sync.WaitGroup
+	mu   sync.Mutex
+	rtts []time.Duration
+	err  error
+}
+
+// probeTimeout counts as the latency of a lost exchange.
+const probeTimeout = time.Second
+
+func startProber(addr string, auth bool, users int, every time.Duration) *prober {
+	p := &prober{addr: addr, auth: auth, users: users, every: every, stop: make(chan struct{})}
+	p.done.Add(1)
+	go p.run()
+	return p
+}
+
+// finish stops the prober and returns what it measured.
+func (p *prober) finish() ([]time.Duration, error) {
+	close(p.stop)
+	p.done.Wait()
+	return p.rtts, p.err
+}
+
+func (p *prober) run() {
+	defer p.done.Done()
+	conn, err := net.Dial("udp", p.addr)
+	if err != nil {
+		p.err = err
+		return
+	}
+	defer conn.Close()
+	tick := time.NewTicker(p.every)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		user := fmt.Sprintf("u%d", p.users-1-i%p.users)
+		start := time.Now()
+		err := p.register(conn, user, i)
+		rtt := time.Since(start)
+		if err != nil {
+			rtt = probeTimeout
+		}
+		p.mu.Lock()
+		p.rtts = append(p.rtts, rtt)
+		p.mu.Unlock()
+	}
+}
+
+var (
+	statusRE = regexp.MustCompile(`^SIP/2\.0 (\d{3})`)
+	nonceRE  = regexp.MustCompile(`nonce="([^"]+)"`)
+	realmRE  = regexp.MustCompile(`realm="([^"]+)"`)
+)
+
+// register does one REGISTER exchange, answering a 401 when asked.
+func (p *prober) register(conn net.Conn, user string, i int) error {
+	local := conn.LocalAddr().String()
+	uri := "sip:" + p.addr
+	req := func(cseq int, authz string) string {
+		return fmt.Sprintf("REGISTER %[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s;branch=z9hG4bK-pr%[3]d-%[4]d;rport\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:%[5]s@127.0.0.1>;tag=pr%[3]d\r\nTo: <sip:%[5]s@127.0.0.1>\r\nCall-ID: probe-%[3]d@%[2]s\r\nCSeq: %[4]d REGISTER\r\n"+
+			"Contact: <sip:%[5]s@%[2]s>\r\nExpires: 3600\r\n%[6]sContent-Length: 0\r\n\r\n", uri, local, i, cseq, user, authz)
+	}
+	res, err := exchange(conn, req(1, ""))
+	if err != nil {
+		return err
+	}
+	if code := status(res); code == "401" && p.auth {
+		nonce, realm := nonceRE.FindStringSubmatch(res), realmRE.FindStringSubmatch(res)
+		if nonce == nil || realm == nil {
+			return fmt.Errorf("401 without nonce or realm")
+		}
+		ha1 := digest.HA1(digest.MD5, user, realm[1], user+"-secret")
+		cnonce := fmt.Sprintf("c%d", i)
+		resp := digest.Response(digest.MD5, ha1, nonce[1], "00000001", cnonce, "auth", "REGISTER", uri)
+		authz := fmt.Sprintf("Authorization: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=MD5, qop=auth, nc=00000001, cnonce=%q\r\n",
+			user, realm[1], nonce[1], uri, resp, cnonce)
+		if res, err = exchange(conn, req(2, authz)); err != nil {
+			return err
+		}
+	}
+	if code := status(res); code != "200" {
+		return fmt.Errorf("REGISTER %s: %s", user, code)
+	}
+	return nil
+}
+
+func status(res string) string {
+	m := statusRE.FindStringSubmatch(res)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// exchange sends req and waits for a final response to it.
+func exchange(conn net.Conn, req string) (string, error) {
+	if _, err := conn.Write([]byte(req)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(probeTimeout)
+	branch := req[strings.Index(req, "branch=") : strings.Index(req, "branch=")+strings.IndexByte(req[strings.Index(req, "branch="):], ';')]
+	for {
+		_ = conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return "", err
+		}
+		res := string(buf[:n])
+		if strings.Contains(res, branch) && !strings.HasPrefix(status(res), "1") {
+			return res, nil
+		}
+	}
+}
