@@ -102,7 +102,7 @@ func (h *harness) startKamailio(s *server, port int, auth bool, n int) error {
 		return err
 	}
 	var err error
-	s.proc, err = startProc("kamailio", s.dir, exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-m", "1024", "-M", "32",
+	s.proc, err = startProc("kamailio", s.dir, exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-m", "1024", "-M", "256",
 		"-Y", s.dir))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package registrar
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"github.com/sipline/sipline/registrar/location"
 )
 
-// AdminHandler serves /healthz, /registrations and /metrics.
+// AdminHandler serves /healthz, /registrations and /metrics, and Go's
+// profiles under /debug/pprof/. The admin listener is off by default and
+// meant for loopback.
 func (r *Registrar) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -20,6 +23,9 @@ func (r *Registrar) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /registrations", r.serveRegistrations)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

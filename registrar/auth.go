@@ -28,7 +28,7 @@ func (r *Registrar) authenticate(req *sip.Request, proxy bool) (string, error) {
 	}
 	var cred digest.Credentials
 	found := false
-	for _, h := range req.GetHeaders(hname) {
+	for h := range headersNamed(req, hname) {
 		c, err := digest.ParseCredentials(h.Value())
 		if err != nil {
 			r.metrics.authFailures.WithLabelValues("malformed").Inc()
@@ -97,7 +97,7 @@ func (r *Registrar) challenge(req *sip.Request, proxy, stale bool, cause error) 
 // the first challenge. baresip 1.0 (libre) gives up on the whole response
 // when one challenge names an algorithm other than MD5.
 func (r *Registrar) singleChallenge(req *sip.Request) bool {
-	h := req.GetHeader("User-Agent")
+	h := headerNamed(req, "User-Agent")
 	if h == nil || len(r.algorithms) < 2 {
 		return false
 	}

@@ -328,7 +328,7 @@ func (r *Registrar) forwardRequest(req *sip.Request, h hop, target *sip.Uri, rec
 		}
 	}
 	// Credentials for our realm are consumed here (RFC 3261 §22.3).
-	for _, pa := range out.GetHeaders("Proxy-Authorization") {
+	for pa := range headersNamed(out, "Proxy-Authorization") {
 		if c, err := digest.ParseCredentials(pa.Value()); err == nil && c.Realm == r.domain {
 			out.RemoveHeader("Proxy-Authorization")
 			break
@@ -388,7 +388,7 @@ func loopHash(req *sip.Request) string {
 	if c := req.CSeq(); c != nil {
 		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
 	}
-	for _, pr := range req.GetHeaders("Proxy-Require") {
+	for pr := range headersNamed(req, "Proxy-Require") {
 		h.Write([]byte(pr.Value()))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:6])

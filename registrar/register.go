@@ -59,7 +59,7 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request) (*sip.Respon
 	cseq := req.CSeq().SeqNo
 	src := flowKey{transport: strings.ToUpper(req.Transport()), addr: req.Source()}
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := headerNamed(req, "User-Agent"); h != nil {
 		ua = h.Value()
 	}
 	now := r.now()
@@ -185,7 +185,7 @@ func sameBinding(b location.Binding, c contactReq) bool {
 // header, else the default; capped at the maximum; 423 below the minimum.
 func (r *Registrar) parseContacts(req *sip.Request) ([]contactReq, bool, error) {
 	hdrExp := -1
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
 		if err != nil {
 			return nil, false, statusErr(sip.StatusBadRequest, "Bad Expires", fmt.Errorf("Expires %q: %w", h.Value(), err))
@@ -278,7 +278,7 @@ var supported = []string{"outbound"}
 // checkRequire answers 420 Bad Extension for option tags we lack (RFC 3261 §8.2.2.3).
 func (r *Registrar) checkRequire(req *sip.Request, name string) error {
 	var bad []string
-	for _, h := range req.GetHeaders(name) {
+	for h := range headersNamed(req, name) {
 		for _, tag := range strings.Split(h.Value(), ",") {
 			tag = strings.TrimSpace(tag)
 			if tag != "" && !slices.Contains(supported, strings.ToLower(tag)) {
@@ -294,7 +294,7 @@ func (r *Registrar) checkRequire(req *sip.Request, name string) error {
 }
 
 func hasOption(req *sip.Request, header, tag string) bool {
-	for _, h := range req.GetHeaders(header) {
+	for h := range headersNamed(req, header) {
 		for _, t := range strings.Split(h.Value(), ",") {
 			if strings.EqualFold(strings.TrimSpace(t), tag) {
 				return true

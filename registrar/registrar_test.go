@@ -33,14 +33,14 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	reg   *registrar.Registrar
 	store location.Store
 	clock *clock
 	seq   uint32
 }
 
-func newFixture(t *testing.T, opts ...registrar.Option) *fixture {
+func newFixture(t testing.TB, opts ...registrar.Option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, store: memstore.New(), clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	base := []registrar.Option{
@@ -99,7 +99,7 @@ func (f *fixture) do(req *sip.Request) []*sip.Response {
 	return tx.Result()
 }
 
-func final(t *testing.T, rs []*sip.Response) *sip.Response {
+func final(t testing.TB, rs []*sip.Response) *sip.Response {
 	t.Helper()
 	for i := len(rs) - 1; i >= 0; i-- {
 		if !rs[i].IsProvisional() {
@@ -125,7 +125,7 @@ Contact: %[3]s
 }
 
 // authorize answers res's challenge for algorithm alg on req.
-func authorize(t *testing.T, req *sip.Request, res *sip.Response, user, password, alg string) {
+func authorize(t testing.TB, req *sip.Request, res *sip.Response, user, password, alg string) {
 	t.Helper()
 	name, cred := "WWW-Authenticate", "Authorization"
 	if res.StatusCode == 407 {
