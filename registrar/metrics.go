@@ -13,6 +13,7 @@ type Metrics struct {
 	authFailures *prometheus.CounterVec
 	bindings     prometheus.Gauge
 	transactions prometheus.Gauge
+	dropped      prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them, with the Go and
@@ -35,8 +36,11 @@ func NewMetrics() *Metrics {
 		transactions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sip_transactions_active", Help: "Server transactions being handled.",
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sip_register_dropped_total", Help: "UDP REGISTERs dropped because every worker was busy; their UAs retransmit.",
+		}),
 	}
-	m.Registry.MustRegister(m.requests, m.responses, m.authFailures, m.bindings, m.transactions,
+	m.Registry.MustRegister(m.requests, m.responses, m.authFailures, m.bindings, m.transactions, m.dropped,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -121,7 +121,7 @@ func run(configPath string) error {
 		}()
 	}
 	if l.udp != nil {
-		serve("udp", func() error { return srv.ServeUDP(registrar.AnswerSTUN(l.udp)) })
+		serve("udp", func() error { return srv.ServeUDP(reg.StatelessUDP(registrar.AnswerSTUN(l.udp))) })
 	}
 	if l.tcp != nil {
 		serve("tcp", func() error { return srv.ServeTCP(reg.TrackFlows(l.tcp, "TCP")) })
