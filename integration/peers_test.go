@@ -39,6 +39,8 @@ func startProc(t *testing.T, name, dir string, cmd *exec.Cmd) *proc {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A group of its own, so that stop reaches Kamailio's workers too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v (make test installs it)", name, err)
 	}
@@ -52,20 +54,21 @@ func startProc(t *testing.T, name, dir string, cmd *exec.Cmd) *proc {
 	return p
 }
 
-// stop ends the process with SIGTERM, then SIGKILL after 5 s.
+// stop ends the process's group with SIGTERM, then SIGKILL after 5 s
+// or once the process is gone, for children that outlive it.
 func (p *proc) stop() {
+	pgid := -p.cmd.Process.Pid
 	select {
 	case <-p.done:
-		return
 	default:
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+		}
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	_ = syscall.Kill(pgid, syscall.SIGKILL)
+	<-p.done
 }
 
 func (p *proc) log() string {
