@@ -141,6 +141,9 @@ type Step struct {
 	P50    time.Duration `json:"p50"`
 	P99    time.Duration `json:"p99"`
 	Probes int           `json:"probes,omitempty"`
+	// CPUPerKms is the server's CPU time (all its processes) per 1000
+	// successful calls, in ms: what it costs, whoever else limits the rate.
+	CPUPerKms float64 `json:"cpu_ms_per_1000"`
 }
 
 // sustained: under 1% failed, and the server kept up with the rate: the
@@ -217,6 +220,7 @@ func (h *harness) once(lt loadTest, who, users string, rate int) (*Step, error) 
 		extra = []string{"-inf", users}
 	}
 	calls := int(float64(rate) * h.plan.step.Seconds())
+	ticks := treeTicks(srv.cmd.Process.Pid)
 	var pr *prober
 	if !lt.call {
 		pr = startProber(srv.addr, lt.auth, h.plan.users, 5*time.Millisecond)
@@ -235,6 +239,10 @@ func (h *harness) once(lt loadTest, who, users string, rate int) (*Step, error) 
 	}
 	if !srv.alive() {
 		return nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
+	}
+	if s.OK > 0 {
+		// 10 ms a tick, over thousands of requests.
+		s.CPUPerKms = float64(treeTicks(srv.cmd.Process.Pid)-ticks) * 10 / float64(s.OK) * 1000
 	}
 	return s, nil
 }

@@ -42,9 +42,12 @@ type Report struct {
 	Kamailio string    `json:"kamailio"`
 	Sipp     string    `json:"sipp"`
 	Loads    []Outcome `json:"loads"`
-	// Memory and restart with many persisted bindings (ours, bolt store).
+	// Memory and restart with many persisted bindings (ours, bolt store):
+	// RSS holding them once restarted, and right after registering them,
+	// with the load's garbage and answer cache not yet collected.
 	Bindings          int     `json:"bindings"`
 	RSSMiB            float64 `json:"rss_mib"`
+	RSSAfterLoadMiB   float64 `json:"rss_after_load_mib"`
 	KamailioRSSMiB    float64 `json:"kamailio_rss_mib"`
 	RestartToServing  string  `json:"restart_to_serving"`
 	PhoneCPUPerCall   float64 `json:"phone_cpu_percent_per_call"`
@@ -139,7 +142,7 @@ func tuneSocketBuffers(logger *log.Logger) func() {
 func printReport(w *os.File, r *Report) {
 	fmt.Fprintf(w, "\nbenchmark %s on %s; %s; %s\n", r.Date, r.Host, r.Kamailio, r.Sipp)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "test\tours max/s\tkamailio max/s\tratio\tours p50/p99 at max\tkamailio p50/p99 at max\tours p99 at ½ kam\tkamailio p99 at ½ kam")
+	fmt.Fprintln(tw, "test\tours max/s\tkamailio max/s\tratio\tours p50/p99 at max\tkamailio p50/p99 at max\tours p99 at ½ kam\tkamailio p99 at ½ kam\tCPU ms/1000 at ½ kam: ours\tkamailio")
 	for _, o := range r.Loads {
 		half := func(s *Step) string {
 			if s == nil {
@@ -147,11 +150,18 @@ func printReport(w *os.File, r *Report) {
 			}
 			return s.P99.String()
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
-			o.Ours.At.P50, o.Ours.At.P99, o.Kamailio.At.P50, o.Kamailio.At.P99, half(o.OursAtHalf), half(o.KamailioAtHalf))
+		cpu := func(s *Step) string {
+			if s == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.0f", s.CPUPerKms)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
+			o.Ours.At.P50, o.Ours.At.P99, o.Kamailio.At.P50, o.Kamailio.At.P99, half(o.OursAtHalf), half(o.KamailioAtHalf),
+			cpu(o.OursAtHalf), cpu(o.KamailioAtHalf))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d bindings: ours %.1f MiB RSS (bolt store), Kamailio %.1f MiB; restart to serving %s\n",
-		r.Bindings, r.RSSMiB, r.KamailioRSSMiB, r.RestartToServing)
+	fmt.Fprintf(w, "%d bindings: ours %.1f MiB RSS after a restart (%.1f MiB right after the load; bolt store), Kamailio %.1f MiB PSS; restart to serving %s\n",
+		r.Bindings, r.RSSMiB, r.RSSAfterLoadMiB, r.KamailioRSSMiB, r.RestartToServing)
 	fmt.Fprintf(w, "phone CPU per active call: %.2f%% of one core (%s)\n", r.PhoneCPUPerCall, r.PhoneCallMeasured)
 }

@@ -28,10 +28,11 @@ import (
 // grouped commit does not hold up the socket; when all are busy and the
 // queue is full, a REGISTER is dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
-	c := &statelessConn{PacketConn: pc, r: r, work: make(chan datagram, statelessQueue), answers: newAnswerCache()}
+	c := &statelessConn{PacketConn: pc, r: r, work: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{})}
 	for range statelessWorkers {
 		go c.worker()
 	}
+	go c.expire()
 	return c
 }
 
@@ -57,6 +58,7 @@ type statelessConn struct {
 	work    chan datagram
 	answers *answerCache
 	once    sync.Once
+	quit    chan struct{}
 }
 
 var registerPrefix = []byte("REGISTER ")
@@ -66,7 +68,7 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil {
-			c.once.Do(func() { close(c.work) })
+			c.once.Do(func() { close(c.work); close(c.quit) })
 			return n, addr, err
 		}
 		if !bytes.HasPrefix(b[:n], registerPrefix) {
@@ -76,6 +78,20 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		case c.work <- datagram{data: bytes.Clone(b[:n]), addr: addr}:
 		default:
 			c.r.metrics.dropped.Inc()
+		}
+	}
+}
+
+// expire drops old answers when no REGISTER comes to do it.
+func (c *statelessConn) expire() {
+	t := time.NewTicker(answerTTL)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-t.C:
+			c.answers.claim("")
 		}
 	}
 }
@@ -117,7 +133,13 @@ func (c *statelessConn) handle(d datagram) {
 	}
 	out := []byte(res.String())
 	if key != "" {
-		c.answers.store(key, out)
+		// A challenge is not kept: a retransmission gets a fresh one,
+		// which costs less than holding half the answers of a load.
+		if res.StatusCode == sip.StatusUnauthorized {
+			c.answers.forget(key)
+		} else {
+			c.answers.store(key, out)
+		}
 	}
 	if _, err := c.WriteTo(out, d.addr); err != nil {
 		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
@@ -154,12 +176,15 @@ func newAnswerCache() *answerCache {
 }
 
 // claim returns the answer kept for key, and whether key was seen; a key
-// not seen is marked as in progress.
+// not seen is marked as in progress. The empty key only expires.
 func (a *answerCache) claim(key string) ([]byte, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if now := time.Now(); now.Sub(a.swapped) > answerTTL {
-		a.prev, a.cur, a.swapped = a.cur, make(map[string][]byte, len(a.cur)), now
+	if now := time.Now(); now.Sub(a.swapped) >= answerTTL {
+		a.prev, a.cur, a.swapped = a.cur, map[string][]byte{}, now
+	}
+	if key == "" {
+		return nil, false
 	}
 	if v, ok := a.cur[key]; ok {
 		return v, true
@@ -169,6 +194,13 @@ func (a *answerCache) claim(key string) ([]byte, bool) {
 	}
 	a.cur[key] = nil
 	return nil, false
+}
+
+func (a *answerCache) forget(key string) {
+	a.mu.Lock()
+	delete(a.cur, key)
+	delete(a.prev, key)
+	a.mu.Unlock()
 }
 
 func (a *answerCache) store(key string, answer []byte) {
