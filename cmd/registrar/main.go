@@ -84,6 +84,9 @@ func run(configPath string) error {
 	if err != nil {
 		return err
 	}
+	// Loading the bindings left garbage the size of the store: hand it
+	// back now rather than at the first collections under load.
+	debug.FreeOSMemory()
 
 	sipLog := log.With("component", "sipgo")
 	ua, err := sipgo.NewUA(

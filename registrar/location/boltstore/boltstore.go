@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -135,12 +134,7 @@ func (s *Store) Update(ctx context.Context, aor string, fn location.UpdateFunc) 
 		if len(next) == 0 {
 			return b.Delete(key)
 		}
-		v, err := json.Marshal(next)
-		if err != nil {
-			fnErr = fmt.Errorf("boltstore: encode the bindings of %s: %w", aor, err)
-			return nil
-		}
-		if err := b.Put(key, v); err != nil {
+		if err := b.Put(key, encode(next)); err != nil {
 			return err
 		}
 		stored = next
@@ -266,19 +260,6 @@ func keyOf(aor string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, over %d", ErrInvalidAOR, len(aor), bolt.MaxKeySize)
 	}
 	return []byte(aor), nil
-}
-
-// decode returns the bindings encoded in v, a value of the bucket, which
-// is only valid in its transaction; nil v gives none.
-func decode(aor string, v []byte) ([]location.Binding, error) {
-	if v == nil {
-		return nil, nil
-	}
-	var bs []location.Binding
-	if err := json.Unmarshal(v, &bs); err != nil {
-		return nil, fmt.Errorf("boltstore: decode the bindings of %s: %w", aor, err)
-	}
-	return bs, nil
 }
 
 // clone copies bs as Lookup would return it: times without their
