@@ -159,6 +159,18 @@ func (s Step) sustained() bool {
 // rate, a few times. Every step runs on a fresh server.
 func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
 	var m Maximum
+	if h.plan.fixedRate > 0 {
+		s, err := h.once(lt, who, users, h.plan.fixedRate)
+		if err != nil {
+			return m, err
+		}
+		h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v, %.0f ms CPU per 1000", who, lt.name, s.Target, s.Rate, s.OK, s.Failed, s.P50, s.P99, s.CPUPerKms)
+		m.Steps = append(m.Steps, *s)
+		if s.sustained() {
+			m.Rate, m.At = s.Rate, *s
+		}
+		return m, nil
+	}
 	try := func(rate int) (bool, error) {
 		s, err := h.once(lt, who, users, rate)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"text/tabwriter"
 	"time"
 )
@@ -27,6 +28,7 @@ type plan struct {
 	refine    int           // bisection steps after the first failure
 	bindings  int           // for the memory and restart measurement
 	phoneCall time.Duration // length of the measured phone call
+	fixedRate int           // if set, one step at this rate instead of the search
 }
 
 var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, bindings: 100000, phoneCall: 10 * time.Second}
@@ -68,12 +70,18 @@ type Outcome struct {
 func main() {
 	smoke := flag.Bool("smoke", false, "a few seconds of load, to check the harness")
 	out := flag.String("out", "bench-results.json", "where to write the JSON results")
-	only := flag.String("only", "", "run only the load tests whose name contains this")
+	only := flag.String("only", "", "run only the tests whose name contains this (load tests, bindings, phone)")
+	rate := flag.Int("rate", 0, "instead of searching for the maximum, run the load tests once at this rate")
 	flag.Parse()
 	p := fullPlan
 	if *smoke {
 		p = smokePlan
 	}
+	p.fixedRate = *rate
+	// The latency prober runs in this process: keep its own collections
+	// rare, so that they do not show up in either server's figures. The
+	// servers do not inherit it.
+	debug.SetGCPercent(800)
 	r, err := run(p, *only, log.New(os.Stderr, "bench: ", log.Ltime))
 	if err != nil {
 		log.Fatal(err)
