@@ -165,7 +165,16 @@ func rssMiB(pid int) float64 {
 // Kamailio's workers share its memory, so their RSS would count it many
 // times.
 func treePSSMiB(pid int) float64 {
-	total := statusKiB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+	var total float64
+	for _, p := range tree(pid) {
+		total += statusKiB(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+	}
+	return total / 1024
+}
+
+// tree is pid and its children.
+func tree(pid int) []int {
+	out := []int{pid}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
@@ -179,10 +188,10 @@ func treePSSMiB(pid int) float64 {
 		// pid (comm) state ppid ...
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			total += statusKiB(fmt.Sprintf("/proc/%d/smaps_rollup", child), "Pss:")
+			out = append(out, child)
 		}
 	}
-	return total / 1024
+	return out
 }
 
 func statusKiB(path, key string) float64 {
@@ -205,22 +214,10 @@ func statusKiB(path, key string) float64 {
 // treeTicks is the CPU time of a process and its children, in clock
 // ticks (100/s): Kamailio works in child processes.
 func treeTicks(pid int) int {
-	total, _ := cpuTicks(pid)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			t, _ := cpuTicks(child)
-			total += t
-		}
+	total := 0
+	for _, p := range tree(pid) {
+		t, _ := cpuTicks(p)
+		total += t
 	}
 	return total
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	kamcfg "github.com/sipline/sipline/internal/kamailio"
 	"github.com/sipline/sipline/media"
 )
 
@@ -420,13 +421,9 @@ func startKamailio(t *testing.T, users map[string]string) *kamailio {
 	t.Helper()
 	dir := t.TempDir()
 	k := &kamailio{port: freePort(t)}
-	var init strings.Builder
-	for u, pw := range users {
-		fmt.Fprintf(&init, "\t$sht(users=>%s) = %q;\n", u, pw)
-	}
-	cfg := fmt.Sprintf(kamailioCfg, k.port, init.String())
+	cfg := kamcfg.Config{Port: k.port, Workers: 1, Auth: true, Users: users}
 	path := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k.p = startProc(t, "kamailio", dir, exec.Command("kamailio", "-f", path, "-DD", "-E", "-m", "64", "-M", "8",
@@ -447,61 +444,6 @@ func startKamailio(t *testing.T, users map[string]string) *kamailio {
 }
 
 func (k *kamailio) addr() string { return "127.0.0.1:" + strconv.Itoa(k.port) }
-
-// kamailioCfg: one worker, since with more a 180 can overtake its 200. No
-// alias for 127.0.0.1: on loopback it would make every phone's Contact
-// "myself", and in-dialog requests would loop back into Kamailio.
-const kamailioCfg = `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-listen=udp:127.0.0.1:%[1]d
-listen=tcp:127.0.0.1:%[1]d
-auto_aliases=no
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "htable.so"
-loadmodule "auth.so"
-modparam("htable", "htable", "users=>size=4;")
-modparam("usrloc", "db_mode", 0)
-
-event_route[htable:mod-init] {
-%[2]s}
-
-request_route {
-	if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-	if (has_totag()) {
-		if (loose_route()) { t_relay(); exit; }
-		if (is_method("ACK") && t_check_trans()) { t_relay(); }
-		exit;
-	}
-	if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-	t_check_trans();
-	remove_hf("Route");
-	if (is_method("REGISTER")) {
-		if (!pv_www_authenticate("$td", "$sht(users=>$au)", "0")) { www_challenge("$td", "1"); exit; }
-		if ($au != $tU) { sl_send_reply("403", "Forbidden"); exit; }
-		consume_credentials();
-		save("location");
-		exit;
-	}
-	if (is_method("INVITE|MESSAGE") && $fd == "127.0.0.1") {
-		if (!pv_proxy_authenticate("$fd", "$sht(users=>$au)", "0")) { proxy_challenge("$fd", "1"); exit; }
-		consume_credentials();
-	}
-	if (is_method("INVITE")) { record_route(); }
-	if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-	t_relay();
-}
-`
 
 // capture runs tshark on the test's own ports, and prints the SIP ladder
 // when the test fails.
