@@ -12,8 +12,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/sipline/sipline/internal/procgroup"
 )
 
 type harness struct {
@@ -410,10 +411,8 @@ func startProc(name, dir string, cmd *exec.Cmd) (*proc, error) {
 	if cmd.Dir == "" {
 		cmd.Dir = dir
 	}
-	// A group of its own, so that stop reaches Kamailio's workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	if err := procgroup.Start(cmd); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -430,20 +429,9 @@ func (p *proc) alive() bool {
 	}
 }
 
-// stop sends SIGTERM to the process's group, then SIGKILL after 10 s.
-func (p *proc) stop() {
-	pgid := -p.cmd.Process.Pid
-	if p.alive() {
-		_ = syscall.Kill(pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-	}
-	// Workers that outlive their parent go too.
-	_ = syscall.Kill(pgid, syscall.SIGKILL)
-	<-p.done
-}
+// stop ends the process and its children: SIGTERM, then SIGKILL after
+// 10 s.
+func (p *proc) stop() { procgroup.Stop(p.cmd, p.done, 10*time.Second) }
 
 func (p *proc) tail() string {
 	b, _ := os.ReadFile(p.logPath)

@@ -16,11 +16,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	kamcfg "github.com/sipline/sipline/internal/kamailio"
+	"github.com/sipline/sipline/internal/procgroup"
 	"github.com/sipline/sipline/media"
 )
 
@@ -40,9 +40,7 @@ func startProc(t *testing.T, name, dir string, cmd *exec.Cmd) *proc {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// A group of its own, so that stop reaches Kamailio's workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := procgroup.Start(cmd); err != nil {
 		t.Fatalf("%s: %v (make test installs it)", name, err)
 	}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
@@ -55,22 +53,9 @@ func startProc(t *testing.T, name, dir string, cmd *exec.Cmd) *proc {
 	return p
 }
 
-// stop ends the process's group with SIGTERM, then SIGKILL after 5 s
-// or once the process is gone, for children that outlive it.
-func (p *proc) stop() {
-	pgid := -p.cmd.Process.Pid
-	select {
-	case <-p.done:
-	default:
-		_ = syscall.Kill(pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-		}
-	}
-	_ = syscall.Kill(pgid, syscall.SIGKILL)
-	<-p.done
-}
+// stop ends the process and its children: SIGTERM, then SIGKILL after
+// 5 s.
+func (p *proc) stop() { procgroup.Stop(p.cmd, p.done, 5*time.Second) }
 
 func (p *proc) log() string {
 	b, _ := os.ReadFile(p.logPath)
