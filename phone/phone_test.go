@@ -204,14 +204,16 @@ func TestCallFailures(t *testing.T) {
 
 func TestASecondCallGetsBusy(t *testing.T) {
 	reg := startRegistrar(t)
-	alice, _ := startPhone(t, reg, "alice", "a", false)
+	alice, aev := startPhone(t, reg, "alice", "a", false)
 	carol, _ := startPhone(t, reg, "carol", "c", false)
 	_, bev := startPhone(t, reg, "bob", "b", true)
 	first, err := alice.Call(context.Background(), "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Both ends: bob answers before alice has the 200.
 	bev.wait(t, "answered", 5*time.Second)
+	aev.wait(t, "answered", 5*time.Second)
 	second, err := carol.Call(context.Background(), "bob")
 	if err != nil {
 		t.Fatal(err)
