@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -58,6 +59,7 @@ type statelessConn struct {
 	work    chan datagram
 	answers *answerCache
 	once    sync.Once
+	stopped atomic.Bool
 	quit    chan struct{}
 }
 
@@ -68,10 +70,12 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil {
-			c.once.Do(func() { close(c.work); close(c.quit) })
+			// sipgo stops reading on an error; the workers stop too, and
+			// anything read after this goes to sipgo.
+			c.once.Do(func() { c.stopped.Store(true); close(c.work); close(c.quit) })
 			return n, addr, err
 		}
-		if !bytes.HasPrefix(b[:n], registerPrefix) {
+		if !bytes.HasPrefix(b[:n], registerPrefix) || c.stopped.Load() {
 			return n, addr, nil
 		}
 		select {
