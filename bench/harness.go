@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"log"
 	"math"
@@ -282,7 +283,7 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	err = cmd.Run()
 	wall := time.Since(start)
 	var ee *exec.ExitError
-	if err != nil && !(errorsAs(err, &ee) && ee.ExitCode() == 1) {
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		b, _ := os.ReadFile(out.Name())
 		return nil, fmt.Errorf("sipp: %w: %s", err, tailOf(string(b), 15))
 	}
@@ -299,14 +300,6 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	s.LastOK = last
 	s.P50, s.P99 = percentile(times, 0.50), percentile(times, 0.99)
 	return s, nil
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // sippCounts reads the last line of sipp's statistics file.

@@ -87,10 +87,10 @@ func (h *harness) bindings(r *Report) error {
 	// The restart: from exec to the first SIP answer, with every binding
 	// loaded back from disk.
 	start := time.Now()
-	again, err := h.startOursIn(dir)
-	if err != nil {
+	if err := ours.restart(); err != nil {
 		return err
 	}
+	again := ours
 	r.RestartToServing = time.Since(start).Round(time.Millisecond).String()
 	got := again.gauge("sip_bindings_active")
 	for deadline := time.Now().Add(5 * time.Second); got < 0 && time.Now().Before(deadline); {
@@ -117,28 +117,14 @@ func (h *harness) bindings(r *Report) error {
 	return nil
 }
 
-// startOursIn starts our registrar again on the config left in dir.
-func (h *harness) startOursIn(dir string) (*server, error) {
-	cfg := filepath.Join(dir, "registrar.yaml")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		return nil, err
+// restart starts a stopped server again: the same command, config and
+// addresses.
+func (s *server) restart() error {
+	var err error
+	if s.proc, err = startProc(s.who+"-restart", s.dir, exec.Command(s.cmd.Path, s.cmd.Args[1:]...)); err != nil {
+		return err
 	}
-	s := &server{who: "ours", dir: dir}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok {
-			switch k {
-			case "udp":
-				s.addr = v
-			case "admin":
-				s.admin = strings.Trim(strings.TrimPrefix(v, "{listen:"), " }")
-			}
-		}
-	}
-	if s.proc, err = startProc("registrar-restart", dir, exec.Command(filepath.Join(h.bin, "registrar"), "-config", cfg)); err != nil {
-		return nil, err
-	}
-	return s, s.waitReady()
+	return s.waitReady()
 }
 
 // gauge reads one metric of ours from /metrics.

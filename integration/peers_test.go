@@ -137,7 +137,7 @@ func peerTone(t *testing.T, dir string, o peerOpts) string {
 // baresip is baresip 1.0, driven over its ctrl_tcp socket.
 type baresip struct {
 	p             *proc
-	dir, sndDir   string
+	sndDir        string
 	sipPort, ctrl int
 }
 
@@ -146,7 +146,7 @@ const baresipModules = "/usr/lib/baresip/modules"
 func startBaresip(t *testing.T, o peerOpts) *baresip {
 	t.Helper()
 	dir := t.TempDir()
-	b := &baresip{dir: dir, sndDir: filepath.Join(dir, "snd"), sipPort: o.sipPort, ctrl: freePort(t)}
+	b := &baresip{sndDir: filepath.Join(dir, "snd"), sipPort: o.sipPort, ctrl: freePort(t)}
 	if err := os.Mkdir(b.sndDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,6 @@ func (b *baresip) ReceivedDTMF() string {
 // linphonec is the Linphone console, driven through its stdin.
 type linphonec struct {
 	p       *proc
-	dir     string
 	heard   string
 	sipPort int
 	stdin   io.WriteCloser
@@ -285,7 +284,7 @@ type linphonec struct {
 func startLinphonec(t *testing.T, o peerOpts) *linphonec {
 	t.Helper()
 	dir := t.TempDir()
-	l := &linphonec{dir: dir, heard: filepath.Join(dir, "heard.wav"), sipPort: o.sipPort}
+	l := &linphonec{heard: filepath.Join(dir, "heard.wav"), sipPort: o.sipPort}
 	// Without this folder it opens no SIP socket at all.
 	if err := os.MkdirAll(filepath.Join(dir, ".local/share/linphone"), 0o755); err != nil {
 		t.Fatal(err)

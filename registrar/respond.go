@@ -12,7 +12,6 @@ import (
 // track runs one request's handling: it counts it, maps an error to its
 // response in this one place, sends the response and logs failures once.
 func (r *Registrar) track(req *sip.Request, tx sip.ServerTransaction, handle func(ctx context.Context) (*sip.Response, error)) {
-	r.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
 	r.metrics.transactions.Inc()
 	defer r.metrics.transactions.Dec()
 
@@ -20,13 +19,20 @@ func (r *Registrar) track(req *sip.Request, tx sip.ServerTransaction, handle fun
 	defer cancel()
 	tx.OnTerminate(func(string, error) { cancel() })
 
+	if res := r.answer(ctx, req, handle); res != nil {
+		r.respond(tx, req, res)
+	}
+}
+
+// answer counts req and runs handle, mapping an error to its response;
+// it returns nil when handle has answered by itself.
+func (r *Registrar) answer(ctx context.Context, req *sip.Request, handle func(ctx context.Context) (*sip.Response, error)) *sip.Response {
+	r.metrics.requests.WithLabelValues(methodLabel(req.Method)).Inc()
 	res, err := handle(ctx)
 	if err != nil {
 		res = r.errorResponse(req, err)
 	}
-	if res != nil {
-		r.respond(tx, req, res)
-	}
+	return res
 }
 
 // errorResponse maps err to a final response: a *StatusError as it says,
@@ -56,7 +62,12 @@ func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
 }
 
 func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
+	r.sent(req, res, tx.Respond(res))
+}
+
+// sent counts a response that went out, or logs why it did not.
+func (r *Registrar) sent(req *sip.Request, res *sip.Response, err error) {
+	if err != nil {
 		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
 		return
 	}

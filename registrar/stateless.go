@@ -129,12 +129,9 @@ func (c *statelessConn) handle(d datagram) {
 			return
 		}
 	}
-	r := c.r
-	r.metrics.requests.WithLabelValues("REGISTER").Inc()
-	res, err := r.register(context.Background(), req)
-	if err != nil {
-		res = r.errorResponse(req, err)
-	}
+	res := c.r.answer(context.Background(), req, func(ctx context.Context) (*sip.Response, error) {
+		return c.r.register(ctx, req)
+	})
 	out := []byte(res.String())
 	if key != "" {
 		// A challenge is not kept: a retransmission gets a fresh one,
@@ -145,11 +142,8 @@ func (c *statelessConn) handle(d datagram) {
 			c.answers.store(key, out)
 		}
 	}
-	if _, err := c.WriteTo(out, d.addr); err != nil {
-		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
-		return
-	}
-	r.metrics.responses.WithLabelValues("REGISTER", strconv.Itoa(res.StatusCode/100)+"xx").Inc()
+	_, err = c.WriteTo(out, d.addr)
+	c.r.sent(req, res, err)
 }
 
 // answerKey identifies a REGISTER's transaction (RFC 3261 §17.2.3): the
