@@ -25,34 +25,77 @@ type contactReq struct {
 
 func (r *Registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	r.track(req, tx, func(ctx context.Context) (*sip.Response, error) {
-		return r.register(ctx, req)
+		g, err := r.register(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return g.response(req), nil
 	})
 }
 
+// registered is a REGISTER that succeeded, before its 200 is rendered:
+// as a sipgo response on the transaction path, as bytes on the
+// stateless one.
+type registered struct {
+	bindings []location.Binding // the AOR's, after the request
+	outbound bool               // answer with Require: outbound
+	now      time.Time
+}
+
+// dateLayout is the rfc1123-date of RFC 3261 §20.17, always in GMT.
+const dateLayout = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// response renders the 200 for sipgo.
+func (g registered) response(req *sip.Request) *sip.Response {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	for _, b := range g.bindings {
+		res.AppendHeader(sip.NewHeader("Contact", string(appendContact(nil, b, g.now))))
+	}
+	if g.outbound {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+	}
+	res.AppendHeader(sip.NewHeader("Date", g.now.UTC().Format(dateLayout)))
+	return res
+}
+
+// appendHeaders appends the 200's own header fields in wire form, the
+// same as response adds.
+func (g registered) appendHeaders(dst []byte) []byte {
+	for _, b := range g.bindings {
+		dst = append(dst, "Contact: "...)
+		dst = append(appendContact(dst, b, g.now), "\r\n"...)
+	}
+	if g.outbound {
+		dst = append(dst, "Require: outbound\r\n"...)
+	}
+	dst = append(dst, "Date: "...)
+	return append(g.now.UTC().AppendFormat(dst, dateLayout), "\r\n"...)
+}
+
 // register implements RFC 3261 §10.3.
-func (r *Registrar) register(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+func (r *Registrar) register(ctx context.Context, req *sip.Request) (registered, error) {
 	if !r.isLocalHost(req.Recipient.Host) {
-		return nil, statusErr(sip.StatusNotFound, "Not Found", fmt.Errorf("domain %q is not served here", req.Recipient.Host))
+		return registered{}, statusErr(sip.StatusNotFound, "Not Found", fmt.Errorf("domain %q is not served here", req.Recipient.Host))
 	}
 	if err := r.checkRequire(req, "Require"); err != nil {
-		return nil, err
+		return registered{}, err
 	}
 	to := req.To()
 	if to == nil || req.CallID() == nil || req.CSeq() == nil {
-		return nil, statusErr(sip.StatusBadRequest, "Missing To, Call-ID or CSeq", nil)
+		return registered{}, statusErr(sip.StatusBadRequest, "Missing To, Call-ID or CSeq", nil)
 	}
 	user, err := r.authenticate(req, false)
 	if err != nil {
-		return nil, err
+		return registered{}, err
 	}
 	if to.Address.User != user || !r.isLocalHost(to.Address.Host) {
-		return nil, statusErr(sip.StatusForbidden, "Forbidden", fmt.Errorf("user %q may not register %q", user, to.Address.String()))
+		return registered{}, statusErr(sip.StatusForbidden, "Forbidden", fmt.Errorf("user %q may not register %q", user, to.Address.String()))
 	}
 	aor := r.aor(user)
 
 	contacts, star, err := r.parseContacts(req)
 	if err != nil {
-		return nil, err
+		return registered{}, err
 	}
 
 	callID := req.CallID().Value()
@@ -86,25 +129,19 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request) (*sip.Respon
 	if err != nil {
 		var se *StatusError
 		if errors.As(err, &se) {
-			return nil, se
+			return registered{}, se
 		}
-		return nil, statusErr(sip.StatusInternalServerError, "Server Internal Error", fmt.Errorf("store %s: %w", aor, err))
+		return registered{}, statusErr(sip.StatusInternalServerError, "Server Internal Error", fmt.Errorf("store %s: %w", aor, err))
 	}
 
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	outbound := false
 	for _, b := range bs {
-		res.AppendHeader(contactHeader(b, now))
 		outbound = outbound || b.RegID > 0
 	}
-	if outbound && hasOption(req, "Supported", "outbound") {
-		res.AppendHeader(sip.NewHeader("Require", "outbound"))
-	}
-	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
 	if star || len(contacts) > 0 {
 		r.log.Info("registered", "aor", aor, "call_id", callID, "contacts", len(bs), "source", src.String())
 	}
-	return res, nil
+	return registered{bindings: bs, outbound: outbound && hasOption(req, "Supported", "outbound"), now: now}, nil
 }
 
 // apply computes an AOR's bindings after a REGISTER. It has no side
@@ -252,21 +289,20 @@ func contactURI(ch *sip.ContactHeader) string {
 	return u.String()
 }
 
-// contactHeader renders a binding for a 200 OK to REGISTER.
-func contactHeader(b location.Binding, now time.Time) sip.Header {
-	var sb strings.Builder
-	sb.WriteString("<" + b.Contact + ">;expires=")
-	sb.WriteString(strconv.Itoa(max(0, int(b.Expires.Sub(now).Round(time.Second)/time.Second))))
+// appendContact appends a binding as a Contact value of a 200 to REGISTER.
+func appendContact(dst []byte, b location.Binding, now time.Time) []byte {
+	dst = append(append(append(dst, '<'), b.Contact...), ">;expires="...)
+	dst = strconv.AppendInt(dst, max(0, int64(b.Expires.Sub(now).Round(time.Second)/time.Second)), 10)
 	if b.Q > 0 {
-		sb.WriteString(";q=" + strconv.FormatFloat(float64(b.Q)/1000, 'f', -1, 64))
+		dst = strconv.AppendFloat(append(dst, ";q="...), float64(b.Q)/1000, 'f', -1, 64)
 	}
 	if b.Instance != "" {
-		sb.WriteString(`;+sip.instance="` + b.Instance + `"`)
+		dst = append(append(append(dst, `;+sip.instance="`...), b.Instance...), '"')
 	}
 	if b.RegID > 0 {
-		sb.WriteString(";reg-id=" + strconv.Itoa(b.RegID))
+		dst = strconv.AppendInt(append(dst, ";reg-id="...), int64(b.RegID), 10)
 	}
-	return sip.NewHeader("Contact", sb.String())
+	return dst
 }
 
 // aor is the canonical address-of-record of a local user.

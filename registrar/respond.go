@@ -38,13 +38,20 @@ func (r *Registrar) answer(ctx context.Context, req *sip.Request, handle func(ct
 // errorResponse maps err to a final response: a *StatusError as it says,
 // anything else 500.
 func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
-	var se *StatusError
-	if !errors.As(err, &se) {
-		se = statusErr(sip.StatusInternalServerError, "Server Internal Error", err)
-	}
+	se := r.refusal(req, err)
 	res := sip.NewResponseFromRequest(req, se.Code, se.Reason, nil)
 	for _, h := range se.Headers {
 		res.AppendHeader(sip.NewHeader(h[0], h[1]))
+	}
+	return res
+}
+
+// refusal maps err to the status to answer, and logs it: a *StatusError
+// as it says, anything else 500.
+func (r *Registrar) refusal(req *sip.Request, err error) *StatusError {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		se = statusErr(sip.StatusInternalServerError, "Server Internal Error", err)
 	}
 	log := r.log.Info
 	switch {
@@ -58,20 +65,30 @@ func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
 	}
 	log("request refused", "method", string(req.Method), "call_id", callID(req),
 		"from", addrOf(req), "status", se.Code, "error", se.Err)
-	return res
+	return se
 }
 
 func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	r.sent(req, res, tx.Respond(res))
+	r.sent(req, res.StatusCode, tx.Respond(res))
 }
 
 // sent counts a response that went out, or logs why it did not.
-func (r *Registrar) sent(req *sip.Request, res *sip.Response, err error) {
+func (r *Registrar) sent(req *sip.Request, code int, err error) {
 	if err != nil {
-		r.log.Debug("respond", "call_id", callID(req), "status", res.StatusCode, "error", err)
+		r.log.Debug("respond", "call_id", callID(req), "status", code, "error", err)
 		return
 	}
-	r.metrics.responses.WithLabelValues(methodLabel(req.Method), strconv.Itoa(res.StatusCode/100)+"xx").Inc()
+	r.metrics.responses.WithLabelValues(methodLabel(req.Method), statusClass(code)).Inc()
+}
+
+var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "6xx"}
+
+// statusClass is code's class label, without formatting one per response.
+func statusClass(code int) string {
+	if i := code/100 - 1; i >= 0 && i < len(statusClasses) {
+		return statusClasses[i]
+	}
+	return strconv.Itoa(code/100) + "xx"
 }
 
 // methodLabel bounds the metric labels: any method can arrive.

@@ -15,10 +15,11 @@ import (
 
 // statelessServer runs a registrar's stateless UDP path on loopback, with
 // a reader standing in for sipgo that collects what is passed on.
-func statelessServer(t *testing.T) (addr string, passed chan string) {
+func statelessServer(t *testing.T, opts ...registrar.Option) (addr string, passed chan string) {
 	t.Helper()
-	reg, err := registrar.New(memstore.New(), registrar.WithDomain("example.test", "127.0.0.1"),
-		registrar.WithUsers(map[string]registrar.User{"alice": {Password: "alice-secret"}}))
+	opts = append([]registrar.Option{registrar.WithDomain("example.test", "127.0.0.1"),
+		registrar.WithUsers(map[string]registrar.User{"alice": {Password: "alice-secret"}})}, opts...)
+	reg, err := registrar.New(memstore.New(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,4 +120,95 @@ func TestStatelessRegisterAnswersRetransmissionsTheSame(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the OPTIONS was not passed on")
 	}
+}
+
+// The stateless path writes its answers by hand, copying header fields
+// from the request: they must come out as RFC 3261 and 3581 say, in
+// whatever form the request had them.
+func TestStatelessAnswersAreWellFormed(t *testing.T) {
+	addr, _ := statelessServer(t, registrar.WithoutAuth())
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	_, port, _ := net.SplitHostPort(local)
+
+	t.Run("compact forms, several Vias, no rport", func(t *testing.T) {
+		// Compact header names; the top Via's sent-by is a host name, so
+		// it gets received but no rport; the Vias below stay as they are.
+		res := exchange(t, c, crlf("REGISTER sip:example.test SIP/2.0\n"+
+			"v: SIP/2.0/UDP ua.example.test:"+port+";branch=z9hG4bK-c1 , SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-p1\n"+
+			"Via: SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bK-p2;received=10.9.9.9\n"+
+			"f: <sip:alice@example.test>;tag=c\nt: \"Alice\" <sip:alice@example.test>\ni: st-c1\nCSeq: 7 REGISTER\n"+
+			"m: <sip:alice@"+local+">;expires=120\nl: 0\n"))
+		if res.StatusCode != 200 {
+			t.Fatalf("got %d %s", res.StatusCode, res.Reason)
+		}
+		vias := res.GetHeaders("Via")
+		var got []string
+		for _, h := range vias {
+			for _, v := range strings.Split(h.Value(), ",") {
+				got = append(got, strings.TrimSpace(v))
+			}
+		}
+		want := []string{
+			"SIP/2.0/UDP ua.example.test:" + port + ";branch=z9hG4bK-c1;received=127.0.0.1",
+			"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-p1",
+			"SIP/2.0/UDP 10.0.0.2:5062;branch=z9hG4bK-p2;received=10.9.9.9",
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("Vias\n%q\nwant\n%q", got, want)
+		}
+		if tag, _ := res.To().Params.Get("tag"); tag == "" || res.To().DisplayName != "Alice" {
+			t.Errorf("To %q: want the display name kept and a tag", res.To().Value())
+		}
+		if tag, _ := res.From().Params.Get("tag"); tag != "c" {
+			t.Errorf("From %q", res.From().Value())
+		}
+		if res.CallID().Value() != "st-c1" || res.CSeq().SeqNo != 7 || res.CSeq().MethodName != sip.REGISTER {
+			t.Errorf("Call-ID %q, CSeq %q", res.CallID().Value(), res.CSeq().Value())
+		}
+		if got := contactsOf(res); len(got) != 1 || got[0] != "<sip:alice@"+local+">;expires=120" {
+			t.Errorf("Contact %q", got)
+		}
+		if d := res.GetHeader("Date"); d == nil || !strings.HasSuffix(d.Value(), " GMT") {
+			t.Errorf("Date %v: want an rfc1123-date in GMT", d)
+		}
+	})
+	t.Run("refusal with its own header, rport", func(t *testing.T) {
+		res := exchange(t, c, crlf("REGISTER sip:example.test SIP/2.0\n"+
+			"Via: SIP/2.0/UDP 127.0.0.1:1;rport;branch=z9hG4bK-c2\nFrom: <sip:alice@example.test>;tag=c\n"+
+			"To: <sip:alice@example.test>;tag=already\nCall-ID: st-c2\nCSeq: 1 REGISTER\n"+
+			"Contact: <sip:alice@"+local+">;expires=5\nContent-Length: 0\n"))
+		if res.StatusCode != 423 || res.GetHeader("Min-Expires") == nil {
+			t.Fatalf("got %d %s, Min-Expires %v: want 423 with Min-Expires", res.StatusCode, res.Reason, res.GetHeader("Min-Expires"))
+		}
+		if v := res.Via().Value(); v != "SIP/2.0/UDP 127.0.0.1:1;rport="+port+";branch=z9hG4bK-c2;received=127.0.0.1" {
+			t.Errorf("Via %q", v)
+		}
+		if tag, _ := res.To().Params.Get("tag"); tag != "already" || len(res.GetHeaders("To")) != 1 {
+			t.Errorf("To %q: want the request's tag only", res.To().Value())
+		}
+	})
+	t.Run("a folded header", func(t *testing.T) {
+		// Line folding (RFC 3261 §7.3.1) is left to sipgo to parse and
+		// to render, on the same path.
+		res := exchange(t, c, crlf("REGISTER sip:example.test SIP/2.0\n"+
+			"Via: SIP/2.0/UDP 127.0.0.1:"+port+";branch=z9hG4bK-c3\nFrom: <sip:alice@example.test>;tag=c\n"+
+			"To: <sip:alice@example.test>\nCall-ID: st-c3\nCSeq: 1 REGISTER\nSubject: one\n two\n"+
+			"Contact: <sip:alice@"+local+">\nContent-Length: 0\n"))
+		if res.StatusCode != 200 || res.CallID().Value() != "st-c3" {
+			t.Fatalf("got %d %s, Call-ID %v", res.StatusCode, res.Reason, res.CallID())
+		}
+	})
+}
+
+func contactsOf(res *sip.Response) []string {
+	var out []string
+	for _, h := range res.GetHeaders("Contact") {
+		out = append(out, h.Value())
+	}
+	return out
 }

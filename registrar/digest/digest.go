@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"strconv"
 	"strings"
 )
@@ -41,36 +40,54 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	return 0, fmt.Errorf("%w: %q", ErrAlgorithm, s)
 }
 
-func (a Algorithm) new() hash.Hash {
+// appendSum appends H(in) in lower-case hex to dst. Verification runs
+// on every REGISTER, so this hashes on the stack rather than through
+// hash.Hash, which allocates a digest per call.
+func (a Algorithm) appendSum(dst, in []byte) []byte {
 	if a == SHA256 {
-		return sha256.New()
+		s := sha256.Sum256(in)
+		return hex.AppendEncode(dst, s[:])
 	}
-	return md5.New()
+	s := md5.Sum(in)
+	return hex.AppendEncode(dst, s[:])
 }
 
-// hashHex is H(parts joined by ':') in lower-case hex.
-func (a Algorithm) hashHex(parts ...string) string {
-	h := a.new()
+// appendJoined appends parts joined by ':' to dst.
+func appendJoined(dst []byte, parts ...string) []byte {
 	for i, p := range parts {
 		if i > 0 {
-			h.Write([]byte{':'})
+			dst = append(dst, ':')
 		}
-		h.Write([]byte(p))
+		dst = append(dst, p...)
 	}
-	var buf [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(buf[:0]))
+	return dst
 }
+
+// hexLen is the longest digest in hex.
+const hexLen = 2 * sha256.Size
 
 // HA1 is H(user:realm:password), the secret a server may store instead of
 // the password.
 func HA1(alg Algorithm, user, realm, password string) string {
-	return alg.hashHex(user, realm, password)
+	var buf [256]byte
+	return string(alg.appendSum(nil, appendJoined(buf[:0], user, realm, password)))
 }
 
 // Response is the request-digest of RFC 7616 §3.4.1 for qop=auth:
 // H(HA1:nonce:nc:cnonce:qop:H(method:uri)).
 func Response(alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) string {
-	return alg.hashHex(ha1, nonce, nc, cnonce, qop, alg.hashHex(method, uri))
+	var buf [hexLen]byte
+	return string(appendResponse(buf[:0], alg, ha1, nonce, nc, cnonce, qop, method, uri))
+}
+
+// appendResponse appends the request-digest to dst, without allocating
+// for requests of ordinary size.
+func appendResponse(dst []byte, alg Algorithm, ha1, nonce, nc, cnonce, qop, method, uri string) []byte {
+	var in [512]byte
+	var ha2 [hexLen]byte
+	h2 := alg.appendSum(ha2[:0], appendJoined(in[:0], method, uri))
+	b := append(appendJoined(in[:0], ha1, nonce, nc, cnonce, qop), ':')
+	return alg.appendSum(dst, append(b, h2...))
 }
 
 // Challenge is one WWW-Authenticate or Proxy-Authenticate value.
@@ -200,18 +217,10 @@ func nextParam(s string) (key, val, rest string, err error) {
 	key = strings.TrimSpace(s[:eq])
 	s = strings.TrimLeft(s[eq+1:], " \t")
 	if strings.HasPrefix(s, `"`) {
-		var b strings.Builder
-		i := 1
-		for ; i < len(s) && s[i] != '"'; i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-			}
-			b.WriteByte(s[i])
-		}
-		if i >= len(s) {
+		var ok bool
+		if val, s, ok = unquote(s); !ok {
 			return "", "", "", fmt.Errorf("unterminated quote after %s", key)
 		}
-		val, s = b.String(), s[i+1:]
 	} else {
 		end := strings.IndexByte(s, ',')
 		if end < 0 {
@@ -227,6 +236,29 @@ func nextParam(s string) (key, val, rest string, err error) {
 		s = strings.TrimLeft(s[1:], " \t")
 	}
 	return key, val, s, nil
+}
+
+// unquote reads the quoted string at the start of s and returns its
+// value and what follows it. Only a value with escapes is copied.
+func unquote(s string) (val, rest string, ok bool) {
+	i := 1
+	for ; i < len(s) && s[i] != '"' && s[i] != '\\'; i++ {
+	}
+	if i < len(s) && s[i] == '"' {
+		return s[1:i], s[i+1:], true
+	}
+	var b strings.Builder
+	b.WriteString(s[1:min(i, len(s))])
+	for ; i < len(s) && s[i] != '"'; i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	if i >= len(s) {
+		return "", "", false
+	}
+	return b.String(), s[i+1:], true
 }
 
 func truncate(s string) string {

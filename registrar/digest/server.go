@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"sync"
 	"time"
 )
@@ -21,15 +22,22 @@ type Server struct {
 	maxNonces int
 	now       func() time.Time
 
+	macs sync.Pool // of hash.Hash: an HMAC keyed with secret
+
 	mu            sync.Mutex
-	counts        map[string]uint32 // nonce -> highest nc accepted
-	order         []usedNonce       // first use order, for pruning, from head on
+	counts        map[rawNonce]uint32 // nonce -> highest nc accepted
+	order         []usedNonce         // first use order, for pruning, from head on
 	head          int
 	evictedBefore int64 // nonces issued at or before this were forgotten
 }
 
+// rawNonce is a nonce decoded. The bookkeeping keys on it rather than on
+// the string so that its tables hold no pointers for the collector to
+// scan, and no reference into a request's memory.
+type rawNonce [nonceLen]byte
+
 type usedNonce struct {
-	nonce  string
+	nonce  rawNonce
 	issued int64
 }
 
@@ -58,8 +66,9 @@ func NewServer(realm string, secret []byte, opts ...Option) (*Server, error) {
 	s := &Server{
 		realm: realm, secret: secret,
 		ttl: 5 * time.Minute, maxNonces: 100_000, now: time.Now,
-		counts: map[string]uint32{},
+		counts: map[rawNonce]uint32{},
 	}
+	s.macs.New = func() any { return hmac.New(sha256.New, s.secret) }
 	for _, o := range opts {
 		o(s)
 	}
@@ -77,7 +86,7 @@ func (s *Server) Challenge(alg Algorithm, stale bool) Challenge {
 	var raw [nonceLen]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(s.now().UnixNano()))
 	_, _ = rand.Read(raw[8 : 8+nonceRand])
-	copy(raw[8+nonceRand:], s.mac(raw[:8+nonceRand]))
+	s.mac(raw[8+nonceRand:8+nonceRand], raw[:8+nonceRand])
 	return Challenge{
 		Realm:     s.realm,
 		Nonce:     base64.RawURLEncoding.EncodeToString(raw[:]),
@@ -86,25 +95,34 @@ func (s *Server) Challenge(alg Algorithm, stale bool) Challenge {
 	}
 }
 
-func (s *Server) mac(b []byte) []byte {
-	m := hmac.New(sha256.New, s.secret)
+// mac appends the truncated HMAC of b to dst. The HMACs are pooled: a
+// new one costs several allocations, and every REGISTER checks one.
+func (s *Server) mac(dst, b []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	defer s.macs.Put(m)
+	m.Reset()
 	m.Write(b)
-	return m.Sum(nil)[:nonceMAC]
+	var sum [sha256.Size]byte
+	return append(dst, m.Sum(sum[:0])[:nonceMAC]...)
 }
 
-// issued checks a nonce's signature and returns when it was issued.
-func (s *Server) issued(nonce string) (int64, error) {
-	var raw [nonceLen]byte
-	if base64.RawURLEncoding.EncodedLen(nonceLen) != len(nonce) {
-		return 0, fmt.Errorf("%w: %q", ErrBadNonce, truncate(nonce))
+// issued checks a nonce's signature and returns it decoded, and when it
+// was issued.
+func (s *Server) issued(nonce string) (rawNonce, int64, error) {
+	var raw rawNonce
+	var enc [(nonceLen*8 + 5) / 6]byte
+	if len(enc) != len(nonce) {
+		return raw, 0, fmt.Errorf("%w: %q", ErrBadNonce, truncate(nonce))
 	}
-	if _, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce)); err != nil {
-		return 0, fmt.Errorf("%w: %q", ErrBadNonce, truncate(nonce))
+	copy(enc[:], nonce)
+	if _, err := base64.RawURLEncoding.Decode(raw[:], enc[:]); err != nil {
+		return raw, 0, fmt.Errorf("%w: %q", ErrBadNonce, truncate(nonce))
 	}
-	if !hmac.Equal(raw[8+nonceRand:], s.mac(raw[:8+nonceRand])) {
-		return 0, fmt.Errorf("%w: %q: signature", ErrBadNonce, nonce)
+	var mac [nonceMAC]byte
+	if !hmac.Equal(raw[8+nonceRand:], s.mac(mac[:0], raw[:8+nonceRand])) {
+		return raw, 0, fmt.Errorf("%w: %q: signature", ErrBadNonce, nonce)
 	}
-	return int64(binary.BigEndian.Uint64(raw[:8])), nil
+	return raw, int64(binary.BigEndian.Uint64(raw[:8])), nil
 }
 
 // Verify checks credentials against ha1, the HA1 for c.Algorithm, and
@@ -117,7 +135,7 @@ func (s *Server) Verify(method string, c Credentials, ha1 string) error {
 	if c.QOP != "auth" {
 		return fmt.Errorf("%w: qop %q", ErrQOP, c.QOP)
 	}
-	issued, err := s.issued(c.Nonce)
+	raw, issued, err := s.issued(c.Nonce)
 	if err != nil {
 		return err
 	}
@@ -129,15 +147,17 @@ func (s *Server) Verify(method string, c Credentials, ha1 string) error {
 	if nc == "" {
 		nc = fmt.Sprintf("%08x", c.NC)
 	}
-	want := Response(c.Algorithm, ha1, c.Nonce, nc, c.CNonce, c.QOP, method, c.URI)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(c.Response)) != 1 {
+	var buf [hexLen]byte
+	want := appendResponse(buf[:0], c.Algorithm, ha1, c.Nonce, nc, c.CNonce, c.QOP, method, c.URI)
+	var got [hexLen]byte
+	if len(c.Response) != len(want) || subtle.ConstantTimeCompare(want, got[:copy(got[:], c.Response)]) != 1 {
 		return fmt.Errorf("%w: user %q", ErrBadResponse, c.Username)
 	}
-	return s.count(c.Nonce, issued, c.NC, now)
+	return s.count(raw, issued, c.NC, now)
 }
 
 // count accepts nc for nonce if it is higher than any before it.
-func (s *Server) count(nonce string, issued int64, nc uint32, now time.Time) error {
+func (s *Server) count(nonce rawNonce, issued int64, nc uint32, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)
