@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"log"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,12 +79,19 @@ func (h *harness) all(only string) (*Report, error) {
 			o.Ratio = ours.Rate / kam.Rate
 		}
 		if half := int(kam.Rate / 2); half > 0 {
-			if o.KamailioAtHalf, err = h.once(lt, "kamailio", users, half); err != nil {
-				return nil, err
+			for range max(1, h.plan.halfRounds) {
+				k, err := h.once(lt, "kamailio", users, half, h.plan.halfStep)
+				if err != nil {
+					return nil, err
+				}
+				u, err := h.once(lt, "ours", users, half, h.plan.halfStep)
+				if err != nil {
+					return nil, err
+				}
+				h.log.Printf("  at %d/s: p99 ours %v, Kamailio %v", half, u.P99, k.P99)
+				o.KamailioHalfRuns, o.OursHalfRuns = append(o.KamailioHalfRuns, *k), append(o.OursHalfRuns, *u)
 			}
-			if o.OursAtHalf, err = h.once(lt, "ours", users, half); err != nil {
-				return nil, err
-			}
+			o.KamailioAtHalf, o.OursAtHalf = medianP99(o.KamailioHalfRuns), medianP99(o.OursHalfRuns)
 		}
 		h.log.Printf("%s: ours %.0f/s, Kamailio %.0f/s, ratio %.2f", lt.name, ours.Rate, kam.Rate, o.Ratio)
 		r.Loads = append(r.Loads, o)
@@ -148,6 +157,14 @@ type Step struct {
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
 }
 
+// medianP99 is the step with the median p99 (the higher of the middle
+// two for an even count).
+func medianP99(steps []Step) *Step {
+	s := slices.Clone(steps)
+	slices.SortFunc(s, func(a, b Step) int { return cmp.Compare(a.P99, b.P99) })
+	return &s[len(s)/2]
+}
+
 // sustained: under 1% failed, and the server kept up with the rate: the
 // last success came at most 20% (or 1 s) after the step's nominal end.
 func (s Step) sustained() bool {
@@ -162,7 +179,7 @@ func (s Step) sustained() bool {
 func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
 	var m Maximum
 	if h.plan.fixedRate > 0 {
-		s, err := h.once(lt, who, users, h.plan.fixedRate)
+		s, err := h.once(lt, who, users, h.plan.fixedRate, h.plan.step)
 		if err != nil {
 			return m, err
 		}
@@ -174,7 +191,7 @@ func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
 		return m, nil
 	}
 	try := func(rate int) (bool, error) {
-		s, err := h.once(lt, who, users, rate)
+		s, err := h.once(lt, who, users, rate, h.plan.step)
 		if err != nil {
 			return false, err
 		}
@@ -215,8 +232,12 @@ func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
 	return m, nil
 }
 
-// once runs one load step against a fresh server.
-func (h *harness) once(lt loadTest, who, users string, rate int) (*Step, error) {
+// probeEvery is how often the prober registers during a REGISTER step: a
+// 5 s step gives 2,500 exchanges, so the p99 is not a handful of them.
+const probeEvery = 2 * time.Millisecond
+
+// once runs one load step of the given length against a fresh server.
+func (h *harness) once(lt loadTest, who, users string, rate int, length time.Duration) (*Step, error) {
 	srv, err := h.start(who, lt.auth, "memory", h.scratch(who), h.plan.users)
 	if err != nil {
 		return nil, err
@@ -233,11 +254,11 @@ func (h *harness) once(lt loadTest, who, users string, rate int) (*Step, error) 
 	} else {
 		extra = []string{"-inf", users}
 	}
-	calls := int(float64(rate) * h.plan.step.Seconds())
+	calls := int(float64(rate) * length.Seconds())
 	ticks := treeTicks(srv.cmd.Process.Pid)
 	var pr *prober
 	if !lt.call {
-		pr = startProber(srv.addr, lt.auth, h.plan.users, 5*time.Millisecond)
+		pr = startProber(srv.addr, lt.auth, h.plan.users, probeEvery)
 	}
 	s, err := h.sipp(srv, lt.scenario, rate, calls, extra...)
 	if err != nil {
@@ -270,7 +291,7 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	}
 	args := append([]string{"-sf", filepath.Join(h.root, "bench", "sipp", scenario),
 		"-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
-		"-l", strconv.Itoa(max(rate, 100)), "-recv_timeout", "2000", "-timeout", fmt.Sprint(int(h.plan.step.Seconds())*3+10) + "s",
+		"-l", strconv.Itoa(max(rate, 100)), "-recv_timeout", "2000", "-timeout", fmt.Sprint(calls/max(rate, 1)*3+10) + "s",
 		"-max_recv_loops", "10000", "-max_sched_loops", "10000",
 		"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
 	args = append(args, srv.addr)

@@ -29,13 +29,19 @@ type plan struct {
 	bindings  int           // for the memory and restart measurement
 	phoneCall time.Duration // length of the measured phone call
 	fixedRate int           // if set, one step at this rate instead of the search
+	keep      bool          // keep the working directory
+	// halfRounds is how many times each server runs at half Kamailio's
+	// maximum, alternating, so that a noisy moment on the machine falls
+	// on one round of one server rather than decides the comparison.
+	halfRounds int
+	halfStep   time.Duration // length of each of those steps
 }
 
-var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, bindings: 100000, phoneCall: 10 * time.Second}
+var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 3, halfStep: 10 * time.Second, bindings: 100000, phoneCall: 10 * time.Second}
 
 // smokePlan checks that the harness works, in seconds: no figure from it
 // means anything.
-var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, bindings: 2000, phoneCall: 2 * time.Second}
+var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, halfRounds: 1, halfStep: time.Second, bindings: 2000, phoneCall: 2 * time.Second}
 
 // Report is everything one run measured.
 type Report struct {
@@ -62,9 +68,12 @@ type Outcome struct {
 	Ours     Maximum `json:"ours"`
 	Kamailio Maximum `json:"kamailio"`
 	Ratio    float64 `json:"ratio"`
-	// Latency of each at half Kamailio's maximum rate.
-	OursAtHalf     *Step `json:"ours_at_half_kamailio_max,omitempty"`
-	KamailioAtHalf *Step `json:"kamailio_at_half_kamailio_max,omitempty"`
+	// Latency of each at half Kamailio's maximum rate: the round with
+	// the median p99 of each, and every round.
+	OursAtHalf       *Step  `json:"ours_at_half_kamailio_max,omitempty"`
+	KamailioAtHalf   *Step  `json:"kamailio_at_half_kamailio_max,omitempty"`
+	OursHalfRuns     []Step `json:"ours_half_rounds,omitempty"`
+	KamailioHalfRuns []Step `json:"kamailio_half_rounds,omitempty"`
 }
 
 func main() {
@@ -72,12 +81,14 @@ func main() {
 	out := flag.String("out", "bench-results.json", "where to write the JSON results")
 	only := flag.String("only", "", "run only the tests whose name contains this (load tests, bindings, phone)")
 	rate := flag.Int("rate", 0, "instead of searching for the maximum, run the load tests once at this rate")
+	keep := flag.Bool("keep", false, "keep the working directory, with every server's and sipp's log")
 	flag.Parse()
 	p := fullPlan
 	if *smoke {
 		p = smokePlan
 	}
 	p.fixedRate = *rate
+	p.keep = *keep
 	// The latency prober runs in this process: keep its own collections
 	// rare, so that they do not show up in either server's figures. The
 	// servers do not inherit it.
@@ -99,7 +110,11 @@ func run(p plan, only string, logger *log.Logger) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	if p.keep {
+		logger.Printf("working directory: %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err

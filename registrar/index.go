@@ -127,9 +127,10 @@ func (r *Registrar) dropFlow(fk flowKey) {
 	}
 }
 
-// live returns the bindings of bs that have not lapsed at now.
+// live returns the bindings of bs that have not lapsed at now, in bs's
+// memory: stores hand out slices their caller may modify.
 func live(bs []location.Binding, now time.Time) []location.Binding {
-	out := make([]location.Binding, 0, len(bs))
+	out := bs[:0]
 	for _, b := range bs {
 		if b.Expires.After(now) {
 			out = append(out, b)

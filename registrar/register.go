@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,14 +139,15 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request) (registered,
 	for _, b := range bs {
 		outbound = outbound || b.RegID > 0
 	}
-	if star || len(contacts) > 0 {
+	if (star || len(contacts) > 0) && r.log.Enabled(ctx, slog.LevelInfo) {
 		r.log.Info("registered", "aor", aor, "call_id", callID, "contacts", len(bs), "source", src.String())
 	}
 	return registered{bindings: bs, outbound: outbound && hasOption(req, "Supported", "outbound"), now: now}, nil
 }
 
-// apply computes an AOR's bindings after a REGISTER. It has no side
-// effects: the store may call it more than once.
+// apply computes an AOR's bindings after a REGISTER, in cur's memory. It
+// has no other side effects: the store may call it more than once, each
+// time with a fresh cur.
 func (r *Registrar) apply(cur []location.Binding, contacts []contactReq, star bool, aor, callID string, cseq uint32, src flowKey, ua string, now time.Time) ([]location.Binding, error) {
 	if star {
 		for _, b := range cur {
@@ -155,7 +157,7 @@ func (r *Registrar) apply(cur []location.Binding, contacts []contactReq, star bo
 		}
 		return nil, nil
 	}
-	out := slices.Clone(cur)
+	out := cur
 	var added []int
 	for _, c := range contacts {
 		i := slices.IndexFunc(out, func(b location.Binding) bool { return sameBinding(b, c) })
