@@ -307,14 +307,21 @@ type answerCache struct {
 type answerGen struct {
 	index  map[uint64]answerSpan
 	chunks [][]byte
+	size   int // bytes in chunks
 }
 
 // answerSpan is where an answer is: chunk, offset and length. A length
 // of 0 marks a request still being worked out.
 type answerSpan struct{ chunk, off, n uint32 }
 
-// answerChunk is the size of the chunks answers are copied into.
-const answerChunk = 1 << 20
+const (
+	// answerChunk is the size of the chunks answers are copied into.
+	answerChunk = 1 << 20
+	// answerGenMax bounds a generation's answers, so the cache holds at
+	// most twice this: about 12 s of 10,000 answers a second. Past it a
+	// retransmission is worked out again, which fails as out of order.
+	answerGenMax = 64 << 20
+)
 
 func newAnswerCache() *answerCache {
 	return &answerCache{seed: maphash.MakeSeed(), cur: newAnswerGen(), prev: newAnswerGen(), swapped: time.Now()}
@@ -384,14 +391,22 @@ func (a *answerCache) forget(key uint64) {
 	a.mu.Unlock()
 }
 
-// store copies answer into the cache.
+// store copies answer into the cache, unless the current generation is
+// full.
 func (a *answerCache) store(key uint64, answer []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	g := &a.cur
 	last := len(g.chunks) - 1
 	if last < 0 || cap(g.chunks[last])-len(g.chunks[last]) < len(answer) {
-		g.chunks = append(g.chunks, make([]byte, 0, max(answerChunk, len(answer))))
+		size := max(answerChunk, len(answer))
+		if g.size+size > answerGenMax {
+			delete(a.cur.index, key)
+			delete(a.prev.index, key)
+			return
+		}
+		g.chunks = append(g.chunks, make([]byte, 0, size))
+		g.size += size
 		last++
 	}
 	off := len(g.chunks[last])

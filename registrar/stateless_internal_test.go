@@ -101,3 +101,39 @@ func BenchmarkStatelessRegister(b *testing.B) {
 		}
 	})
 }
+
+func TestAnswerCache(t *testing.T) {
+	a := newAnswerCache()
+	if _, seen := a.claim(1); seen {
+		t.Fatal("a new key was seen")
+	}
+	if got, seen := a.claim(1); !seen || got != nil {
+		t.Fatalf("a key in progress: got %q, %v; want nothing yet, seen", got, seen)
+	}
+	a.store(1, []byte("SIP/2.0 200 OK\r\n"))
+	if got, seen := a.claim(1); !seen || string(got) != "SIP/2.0 200 OK\r\n" {
+		t.Fatalf("got %q, %v", got, seen)
+	}
+	a.forget(1)
+	if _, seen := a.claim(1); seen {
+		t.Fatal("a forgotten key was seen")
+	}
+	// Answers past the bound are not kept, and their keys are not left
+	// in progress.
+	answer := make([]byte, 1000)
+	n := uint64(answerGenMax/len(answer) + 2000)
+	for k := uint64(10); k < 10+n; k++ {
+		a.claim(k)
+		answer[0] = byte(k)
+		a.store(k, answer)
+	}
+	if got, seen := a.claim(10); !seen || len(got) != len(answer) || got[0] != 10 {
+		t.Fatalf("the first answer: %v", seen)
+	}
+	if _, seen := a.claim(10 + n - 1); seen {
+		t.Fatal("an answer past the bound was kept")
+	}
+	if a.cur.size > answerGenMax {
+		t.Fatalf("%d bytes kept, bound %d", a.cur.size, answerGenMax)
+	}
+}
