@@ -24,20 +24,28 @@ type server struct {
 // start runs who ("ours" or "kamailio") with n users u0..un-1 (password
 // ui-secret) and alice and bob, with or without digest auth.
 func (h *harness) start(who string, auth bool, store, dir string, n int) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &server{who: who, addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
+		if who == "kamailio" {
+			err = h.startKamailio(s, port, auth, n)
+		} else {
+			err = h.startOurs(s, port, auth, store, n)
+		}
+		// A free port can be taken, by sipp's or the prober's sockets,
+		// between freePort and the server's bind: take another.
+		if err != nil && attempt < 3 && strings.Contains(strings.ToLower(err.Error()), "address already in use") {
+			h.log.Printf("  %s: port %d taken meanwhile, trying another", who, port)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	s := &server{who: who, addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
-	if who == "kamailio" {
-		err = h.startKamailio(s, port, auth, n)
-	} else {
-		err = h.startOurs(s, port, auth, store, n)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 func (h *harness) startOurs(s *server, port int, auth bool, store string, n int) error {
