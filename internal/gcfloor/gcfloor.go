@@ -1,5 +1,5 @@
 // Package gcfloor keeps the garbage collector from running often while
-// the live heap is small.
+// the live heap is small and the program allocates fast.
 //
 // With GOGC alone the collector aims at a heap a fixed factor above the
 // live one. A registrar's live heap is small (tens of MB) while it
@@ -7,9 +7,11 @@
 // it collects several times a second, and each collection's mark phase
 // slows the requests in flight: that was its p99 latency
 // (docs/BENCHMARKS.md). The runtime has a ceiling (GOMEMLIMIT) but no
-// floor; this is the floor: after each collection it sets GOGC so that
-// the next goal is at least Min bytes, and back to the percentage given
-// once the live heap is large enough for that to be the higher goal.
+// floor; this is the floor. After each collection it sets GOGC so that
+// the next goal is at least the floor, while the allocation rate would
+// otherwise bring a collection within busyInterval; idle, or with a live
+// heap large enough, GOGC is the percentage given, and the runtime hands
+// the memory above that goal back to the OS.
 package gcfloor
 
 import (
@@ -17,26 +19,41 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync/atomic"
+	"time"
 )
 
-// maxPercent bounds the GOGC this sets, whatever the floor asks.
-const maxPercent = 10_000
+const (
+	// maxPercent bounds the GOGC this sets, whatever the floor asks.
+	maxPercent = 10_000
+	// busyInterval: a program whose allocations would bring collections
+	// closer together than this at the given percentage gets the floor.
+	busyInterval = 2 * time.Second
+)
 
 // Floor is a running floor; Stop ends it.
 type Floor struct {
-	min     uint64
+	floor   uint64
 	percent int
 	stopped atomic.Bool
-	sample  []metrics.Sample
 	last    atomic.Int64 // the GOGC set last
+
+	// Used by the finalizer goroutine only.
+	samples    []metrics.Sample
+	lastAt     time.Time
+	lastAllocs uint64
 }
 
-// Start sets GOGC to percent and then keeps the heap goal at least min
-// bytes, from the first collection on.
-func Start(min uint64, percent int) *Floor {
-	f := &Floor{min: min, percent: percent, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+// Start sets GOGC to percent and then, after each collection, raises it
+// so that the next goal is at least floor bytes while the program
+// allocates fast.
+func Start(floor uint64, percent int) *Floor {
+	f := &Floor{floor: floor, percent: percent, samples: []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"},
+	}}
 	f.last.Store(int64(percent))
 	debug.SetGCPercent(percent)
+	metrics.Read(f.samples)
+	f.lastAt, f.lastAllocs = time.Now(), f.samples[1].Value.Uint64()
 	f.arm()
 	return f
 }
@@ -64,25 +81,33 @@ func (f *Floor) arm() {
 }
 
 func (f *Floor) adjust() {
-	metrics.Read(f.sample)
-	if f.sample[0].Value.Kind() != metrics.KindUint64 {
+	metrics.Read(f.samples)
+	if f.samples[0].Value.Kind() != metrics.KindUint64 || f.samples[1].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	p := Percent(f.sample[0].Value.Uint64(), f.min, f.percent)
+	now, allocs := time.Now(), f.samples[1].Value.Uint64()
+	rate := float64(allocs-f.lastAllocs) / max(now.Sub(f.lastAt).Seconds(), 1e-3)
+	f.lastAt, f.lastAllocs = now, allocs
+	p := Percent(f.samples[0].Value.Uint64(), rate, f.floor, f.percent)
 	if int64(p) != f.last.Load() && !f.stopped.Load() {
 		debug.SetGCPercent(p)
 		f.last.Store(int64(p))
 	}
 }
 
-// Percent is the GOGC that makes the goal after a collection that left
-// live bytes at least floor: percent, or more while live is small.
-func Percent(live, floor uint64, percent int) int {
-	if live == 0 {
-		return maxPercent
-	}
+// Percent is the GOGC to set after a collection that left live bytes,
+// with the program allocating rate bytes a second: percent, or enough
+// more for a goal of floor bytes while the program is busy, that is,
+// while at percent it would collect more often than every busyInterval.
+func Percent(live uint64, rate float64, floor uint64, percent int) int {
 	if live*uint64(100+percent) >= floor*100 {
 		return percent
+	}
+	if rate <= 0 || float64(live)*float64(percent)/100/rate >= busyInterval.Seconds() {
+		return percent
+	}
+	if live == 0 {
+		return maxPercent
 	}
 	return int(min(maxPercent, (floor*100+live-1)/live-100))
 }
