@@ -86,6 +86,10 @@ func TestStatelessRegisterAnswersRetransmissionsTheSame(t *testing.T) {
 	if via := res.Via(); via.Params.GetOr("rport", "") == "" || via.Params.GetOr("received", "") != "127.0.0.1" {
 		t.Errorf("the answer's Via lacks rport and received: %s", via.Value())
 	}
+	// Its retransmission gets the same challenge, not another nonce.
+	if again := exchange(t, c, reg("b1", "1", "")); again.String() != res.String() {
+		t.Fatalf("the retransmitted REGISTER got\n%s\nwant the first challenge\n%s", again, res)
+	}
 	req, err := sip.ParseMessage([]byte(reg("b2", "2", "")))
 	if err != nil {
 		t.Fatal(err)
