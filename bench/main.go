@@ -35,9 +35,12 @@ type plan struct {
 	// on one round of one server rather than decides the comparison.
 	halfRounds int
 	halfStep   time.Duration // length of each of those steps
+	// retryFailed runs a failed step of the search once more before the
+	// rate counts as failed.
+	retryFailed bool
 }
 
-var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 3, halfStep: 10 * time.Second, bindings: 100000, phoneCall: 10 * time.Second}
+var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 3, halfStep: 10 * time.Second, retryFailed: true, bindings: 100000, phoneCall: 10 * time.Second}
 
 // smokePlan checks that the harness works, in seconds: no figure from it
 // means anything.
