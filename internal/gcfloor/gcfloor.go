@@ -25,6 +25,11 @@ import (
 const (
 	// maxPercent bounds the GOGC this sets, whatever the floor asks.
 	maxPercent = 10_000
+	// heapMinimum is the runtime's smallest goal at GOGC=100; it scales
+	// with GOGC, so a GOGC raised for a tiny live heap would otherwise set
+	// a goal of heapMinimum×GOGC/100 far above the floor (400 MB at
+	// 10,000%, seen right after start-up).
+	heapMinimum = 4 << 20
 	// busyInterval: a program whose allocations would bring collections
 	// closer together than this at the given percentage gets the floor.
 	busyInterval = 2 * time.Second
@@ -106,8 +111,9 @@ func Percent(live uint64, rate float64, floor uint64, percent int) int {
 	if rate <= 0 || float64(live)*float64(percent)/100/rate >= busyInterval.Seconds() {
 		return percent
 	}
+	limit := min(maxPercent, floor*100/heapMinimum)
 	if live == 0 {
-		return maxPercent
+		return int(limit)
 	}
-	return int(min(maxPercent, (floor*100+live-1)/live-100))
+	return int(min(limit, (floor*100+live-1)/live-100))
 }
