@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,7 +19,12 @@ var jackServers atomic.Int32
 // test. It returns the server's name: put it in JACK_DEFAULT_SERVER.
 func StartJACK(t testing.TB) string {
 	t.Helper()
-	server := fmt.Sprintf("sipline-%d-%d", os.Getpid(), jackServers.Add(1))
+	// The name is the same from one run of a test binary to the next:
+	// JACK's registry holds 8 servers and reclaims an entry only when a
+	// server of the same name starts after its owner died, so names unique
+	// per process (as these were) filled it with the entries of jackds that
+	// were killed, and then no jackd could start on the machine.
+	server := fmt.Sprintf("sipline-%s-%d", strings.TrimSuffix(filepath.Base(os.Args[0]), ".test"), jackServers.Add(1))
 	cmd := exec.Command("jackd", "-n", server, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "480", "-C", "2", "-P", "2")
 	cmd.Env = append(os.Environ(), "JACK_NO_START_SERVER=1", "JACK_NO_AUDIO_RESERVATION=1")
 	logf, err := os.CreateTemp(t.TempDir(), "jackd-*.log")
