@@ -389,15 +389,8 @@ func (a *answerCache) expire() {
 	a.mu.Unlock()
 }
 
-func (a *answerCache) forget(key uint64) {
-	a.mu.Lock()
-	delete(a.cur.index, key)
-	delete(a.prev.index, key)
-	a.mu.Unlock()
-}
-
 // store copies answer into the cache, unless the current generation is
-// full.
+// full: then key is forgotten, not left in progress.
 func (a *answerCache) store(key uint64, answer []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
