@@ -38,12 +38,25 @@ func (r *Registrar) answer(ctx context.Context, req *sip.Request, handle func(ct
 // errorResponse maps err to a final response: a *StatusError as it says,
 // anything else 500.
 func (r *Registrar) errorResponse(req *sip.Request, err error) *sip.Response {
-	se := r.refusal(req, err)
+	return r.refusal(req, err).response(req)
+}
+
+// response renders se as the final response to req, for sipgo.
+func (se *StatusError) response(req *sip.Request) *sip.Response {
 	res := sip.NewResponseFromRequest(req, se.Code, se.Reason, nil)
 	for _, h := range se.Headers {
 		res.AppendHeader(sip.NewHeader(h[0], h[1]))
 	}
 	return res
+}
+
+// appendHeaders appends se's own header fields in wire form, the same as
+// response adds.
+func (se *StatusError) appendHeaders(dst []byte) []byte {
+	for _, h := range se.Headers {
+		dst = append(append(append(append(dst, h[0]...), ": "...), h[1]...), "\r\n"...)
+	}
+	return dst
 }
 
 // refusal maps err to the status to answer, and logs it: a *StatusError

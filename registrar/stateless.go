@@ -171,17 +171,11 @@ func (c *statelessConn) handle(d datagram, buf []byte) []byte {
 		// Something appendReply does not copy by hand: sipgo renders it.
 		res := g.response(req)
 		if se != nil {
-			res = sip.NewResponseFromRequest(req, code, reason, nil)
-			for _, h := range se.Headers {
-				res.AppendHeader(sip.NewHeader(h[0], h[1]))
-			}
+			res = se.response(req)
 		}
 		out = append(buf, res.String()...)
 	case se != nil:
-		for _, h := range se.Headers {
-			out = append(append(append(append(out, h[0]...), ": "...), h[1]...), "\r\n"...)
-		}
-		out = append(out, "Content-Length: 0\r\n\r\n"...)
+		out = append(se.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
 	default:
 		out = append(g.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
 	}
