@@ -58,8 +58,8 @@ const (
 	// the time they wait: about 0.1 s at 10,000/s, well under the 0.5 s
 	// after which a UA retransmits. A deeper queue (it was 8,192) let an
 	// overload grow until every request waited past that, was sent
-	// again, and the retransmissions doubled the load: goodput fell to
-	// two thirds of the maximum when 1.25 times it was offered.
+	// again, and the retransmissions added to the load: offered 12,500/s,
+	// the registrar completed 8,344/s where Kamailio held 11,181/s.
 	// Dropped, a REGISTER is retransmitted by its UA.
 	statelessQueue = 1024
 	// answerTTL is how long an answer is kept for retransmissions: at
@@ -292,7 +292,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 // some hundred thousand answers, so it holds them where the collector
 // does not look: keys are 64-bit hashes, answers are copied into large
 // byte chunks, and the index maps a hash to a place in them. Neither has
-// pointers to scan; a tenth of a registrar's heap was this cache. Two
+// pointers to scan; under load this cache is about a third of the live
+// heap (heap profile at 6,000 REGISTER exchanges/s). Two
 // keys colliding, once in 2^64, would give a retransmission the other's
 // answer.
 type answerCache struct {
