@@ -144,7 +144,7 @@ func (r *Registrar) validate(req *sip.Request) error {
 		return statusErr(sip.StatusBadRequest, "Missing From, To, Call-ID or CSeq", nil)
 	}
 	if !req.IsCancel() {
-		if err := r.checkRequire(req, "Proxy-Require"); err != nil {
+		if err := r.checkRequire(fieldsOf(req), "Proxy-Require"); err != nil {
 			return err
 		}
 	}
@@ -224,7 +224,7 @@ func (r *Registrar) authorizeCaller(req *sip.Request) error {
 	if !r.isLocalHost(from.Address.Host) {
 		return nil
 	}
-	user, err := r.authenticate(req, true)
+	user, err := r.authenticate(req.Method, fieldsOf(req), from.Address.User, true)
 	if err != nil {
 		return err
 	}

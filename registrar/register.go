@@ -26,7 +26,11 @@ type contactReq struct {
 
 func (r *Registrar) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	r.track(req, tx, func(ctx context.Context) (*sip.Response, error) {
-		g, err := r.register(ctx, req)
+		rq, err := requestOf(req)
+		if err != nil {
+			return nil, err
+		}
+		g, err := r.register(ctx, &rq)
 		if err != nil {
 			return nil, err
 		}
@@ -74,38 +78,33 @@ func (g registered) appendHeaders(dst []byte) []byte {
 }
 
 // register implements RFC 3261 §10.3.
-func (r *Registrar) register(ctx context.Context, req *sip.Request) (registered, error) {
-	if !r.isLocalHost(req.Recipient.Host) {
-		return registered{}, statusErr(sip.StatusNotFound, "Not Found", fmt.Errorf("domain %q is not served here", req.Recipient.Host))
+func (r *Registrar) register(ctx context.Context, rq *regRequest) (registered, error) {
+	if !r.isLocalHost(rq.host) {
+		return registered{}, statusErr(sip.StatusNotFound, "Not Found", fmt.Errorf("domain %q is not served here", rq.host))
 	}
-	if err := r.checkRequire(req, "Require"); err != nil {
+	if err := r.checkRequire(rq.fields, "Require"); err != nil {
 		return registered{}, err
 	}
-	to := req.To()
-	if to == nil || req.CallID() == nil || req.CSeq() == nil {
+	if !rq.hasTo || rq.callID == "" || !rq.hasCSeq {
 		return registered{}, statusErr(sip.StatusBadRequest, "Missing To, Call-ID or CSeq", nil)
 	}
-	user, err := r.authenticate(req, false)
+	user, err := r.authenticate(sip.REGISTER, rq.fields, rq.to.User, false)
 	if err != nil {
 		return registered{}, err
 	}
-	if to.Address.User != user || !r.isLocalHost(to.Address.Host) {
-		return registered{}, statusErr(sip.StatusForbidden, "Forbidden", fmt.Errorf("user %q may not register %q", user, to.Address.String()))
+	if rq.to.User != user || !r.isLocalHost(rq.to.Host) {
+		return registered{}, statusErr(sip.StatusForbidden, "Forbidden", fmt.Errorf("user %q may not register %q", user, rq.to.String()))
 	}
 	aor := r.aor(user)
 
-	contacts, star, err := r.parseContacts(req)
+	contacts, star, err := r.parseContacts(rq)
 	if err != nil {
 		return registered{}, err
 	}
 
-	callID := req.CallID().Value()
-	cseq := req.CSeq().SeqNo
-	src := flowKey{transport: strings.ToUpper(req.Transport()), addr: req.Source()}
-	ua := ""
-	if h := headerNamed(req, "User-Agent"); h != nil {
-		ua = h.Value()
-	}
+	callID, cseq := rq.callID, rq.cseq
+	src := flowKey{transport: rq.transport, addr: rq.source}
+	ua, _ := rq.fields.first("User-Agent")
 	now := r.now()
 
 	var bs []location.Binding
@@ -142,7 +141,7 @@ func (r *Registrar) register(ctx context.Context, req *sip.Request) (registered,
 	if (star || len(contacts) > 0) && r.log.Enabled(ctx, slog.LevelInfo) {
 		r.log.Info("registered", "aor", aor, "call_id", callID, "contacts", len(bs), "source", src.String())
 	}
-	return registered{bindings: bs, outbound: outbound && hasOption(req, "Supported", "outbound"), now: now}, nil
+	return registered{bindings: bs, outbound: outbound && hasOption(rq.fields, "Supported", "outbound"), now: now}, nil
 }
 
 // apply computes an AOR's bindings after a REGISTER, in cur's memory. It
@@ -170,13 +169,17 @@ func (r *Registrar) apply(cur []location.Binding, contacts []contactReq, star bo
 			}
 			continue
 		}
+		var prev location.Binding
+		if i >= 0 {
+			prev = out[i]
+		}
 		b := location.Binding{
 			AOR: aor, Contact: c.uri, Q: c.q,
 			Expires: now.Add(time.Duration(c.expires) * time.Second),
-			CallID:  callID, CSeq: cseq,
-			Instance: c.instance, RegID: c.regID,
+			CallID:  own(prev.CallID, callID), CSeq: cseq,
+			Instance: own(prev.Instance, c.instance), RegID: c.regID,
 			Transport: src.transport, Source: src.addr,
-			UserAgent: ua, Updated: now,
+			UserAgent: own(prev.UserAgent, ua), Updated: now,
 		}
 		if i >= 0 {
 			out[i] = b
@@ -210,6 +213,16 @@ func (r *Registrar) apply(cur []location.Binding, contacts []contactReq, star bo
 	return out, nil
 }
 
+// own returns s as a string of its own, not a part of the request it
+// came from, which a stored binding would keep whole; old when it is the
+// same, as on a refresh.
+func own(old, s string) string {
+	if old == s {
+		return old
+	}
+	return strings.Clone(s)
+}
+
 // sameBinding matches a stored binding to a requested contact: by
 // instance and reg-id when the UA gives them (RFC 5626 §6), else by URI.
 func sameBinding(b location.Binding, c contactReq) bool {
@@ -222,28 +235,24 @@ func sameBinding(b location.Binding, c contactReq) bool {
 // parseContacts reads the Contact and Expires header fields and applies
 // the expiry rules: the contact's expires parameter, else the Expires
 // header, else the default; capped at the maximum; 423 below the minimum.
-func (r *Registrar) parseContacts(req *sip.Request) ([]contactReq, bool, error) {
+func (r *Registrar) parseContacts(rq *regRequest) ([]contactReq, bool, error) {
 	hdrExp := -1
-	if h := headerNamed(req, "Expires"); h != nil {
-		n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+	if v, ok := rq.fields.first("Expires"); ok {
+		n, err := strconv.ParseUint(v, 10, 32)
 		if err != nil {
-			return nil, false, statusErr(sip.StatusBadRequest, "Bad Expires", fmt.Errorf("Expires %q: %w", h.Value(), err))
+			return nil, false, statusErr(sip.StatusBadRequest, "Bad Expires", fmt.Errorf("Expires %q: %w", v, err))
 		}
 		hdrExp = int(min(n, 1<<31-1))
 	}
 	var out []contactReq
 	star := false
-	for _, h := range req.GetHeaders("Contact") {
-		ch, ok := h.(*sip.ContactHeader)
-		if !ok {
-			return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact", fmt.Errorf("Contact %q", h.Value()))
-		}
-		if ch.Address.Wildcard {
+	for _, ch := range rq.contacts {
+		if ch.uri.Wildcard {
 			star = true
 			continue
 		}
-		c := contactReq{uri: contactURI(ch), expires: hdrExp}
-		if v, ok := ch.Params.Get("expires"); ok {
+		c := contactReq{uri: contactURI(ch.uri), expires: hdrExp}
+		if v, ok := ch.params.Get("expires"); ok {
 			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
 			if err != nil {
 				return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact expires", fmt.Errorf("expires %q: %w", v, err))
@@ -259,17 +268,17 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contactReq, bool, error) 
 				[2]string{"Min-Expires", strconv.Itoa(r.expMin)})
 		}
 		c.expires = min(c.expires, r.expMax)
-		if v, ok := ch.Params.Get("q"); ok {
+		if v, ok := ch.params.Get("q"); ok {
 			q, err := strconv.ParseFloat(v, 64)
 			if err != nil || q < 0 || q > 1 {
 				return nil, false, statusErr(sip.StatusBadRequest, "Bad Contact q", fmt.Errorf("q %q", v))
 			}
 			c.q = int(q*1000 + 0.5)
 		}
-		if v, ok := ch.Params.Get("+sip.instance"); ok {
+		if v, ok := ch.params.Get("+sip.instance"); ok {
 			c.instance = strings.Trim(v, `"`)
 		}
-		if v, ok := ch.Params.Get("reg-id"); ok {
+		if v, ok := ch.params.Get("reg-id"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				return nil, false, statusErr(sip.StatusBadRequest, "Bad reg-id", fmt.Errorf("reg-id %q", v))
@@ -285,8 +294,7 @@ func (r *Registrar) parseContacts(req *sip.Request) ([]contactReq, bool, error) 
 }
 
 // contactURI is the contact's URI as stored: without its header params.
-func contactURI(ch *sip.ContactHeader) string {
-	u := ch.Address
+func contactURI(u sip.Uri) string {
 	u.Headers = nil
 	return u.String()
 }
@@ -314,10 +322,10 @@ func (r *Registrar) aor(user string) string { return "sip:" + user + "@" + r.dom
 var supported = []string{"outbound"}
 
 // checkRequire answers 420 Bad Extension for option tags we lack (RFC 3261 §8.2.2.3).
-func (r *Registrar) checkRequire(req *sip.Request, name string) error {
+func (r *Registrar) checkRequire(fs fields, name string) error {
 	var bad []string
-	for h := range headersNamed(req, name) {
-		for _, tag := range strings.Split(h.Value(), ",") {
+	for v := range fs.all(name) {
+		for _, tag := range strings.Split(v, ",") {
 			tag = strings.TrimSpace(tag)
 			if tag != "" && !slices.Contains(supported, strings.ToLower(tag)) {
 				bad = append(bad, tag)
@@ -331,9 +339,9 @@ func (r *Registrar) checkRequire(req *sip.Request, name string) error {
 		[2]string{"Unsupported", strings.Join(bad, ", ")})
 }
 
-func hasOption(req *sip.Request, header, tag string) bool {
-	for h := range headersNamed(req, header) {
-		for _, t := range strings.Split(h.Value(), ",") {
+func hasOption(fs fields, header, tag string) bool {
+	for v := range fs.all(header) {
+		for _, t := range strings.Split(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), tag) {
 				return true
 			}

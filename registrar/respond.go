@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
 
@@ -62,36 +63,46 @@ func (se *StatusError) appendHeaders(dst []byte) []byte {
 // refusal maps err to the status to answer, and logs it: a *StatusError
 // as it says, anything else 500.
 func (r *Registrar) refusal(req *sip.Request, err error) *StatusError {
+	se, level := refusal(err)
+	if r.log.Enabled(context.Background(), level) {
+		r.logRefusal(level, req.Method, callID(req), addrOf(req), se)
+	}
+	return se
+}
+
+// refusal maps err to the status to answer, and the level to log it at.
+func refusal(err error) (*StatusError, slog.Level) {
 	var se *StatusError
 	if !errors.As(err, &se) {
 		se = statusErr(sip.StatusInternalServerError, "Server Internal Error", err)
 	}
-	log := r.log.Info
 	switch {
 	case se.Code == sip.StatusUnauthorized || se.Code == sip.StatusProxyAuthRequired:
-		log = r.log.Debug
-		if se.Err != nil {
-			log = r.log.Info
+		if se.Err == nil {
+			return se, slog.LevelDebug // a plain challenge
 		}
 	case se.Code >= 500:
-		log = r.log.Error
+		return se, slog.LevelError
 	}
-	log("request refused", "method", string(req.Method), "call_id", callID(req),
-		"from", addrOf(req), "status", se.Code, "error", se.Err)
-	return se
+	return se, slog.LevelInfo
+}
+
+func (r *Registrar) logRefusal(level slog.Level, method sip.RequestMethod, callID, from string, se *StatusError) {
+	r.log.Log(context.Background(), level, "request refused", "method", string(method), "call_id", callID,
+		"from", from, "status", se.Code, "error", se.Err)
 }
 
 func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
-	r.sent(req, res.StatusCode, tx.Respond(res))
+	r.sent(req.Method, callID(req), res.StatusCode, tx.Respond(res))
 }
 
 // sent counts a response that went out, or logs why it did not.
-func (r *Registrar) sent(req *sip.Request, code int, err error) {
+func (r *Registrar) sent(method sip.RequestMethod, callID string, code int, err error) {
 	if err != nil {
-		r.log.Debug("respond", "call_id", callID(req), "status", code, "error", err)
+		r.log.Debug("respond", "call_id", callID, "status", code, "error", err)
 		return
 	}
-	r.metrics.responses.WithLabelValues(methodLabel(req.Method), statusClass(code)).Inc()
+	r.metrics.responses.WithLabelValues(methodLabel(method), statusClass(code)).Inc()
 }
 
 var statusClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx", "6xx"}

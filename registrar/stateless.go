@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +72,7 @@ const (
 )
 
 type datagram struct {
-	data []byte
+	data string
 	addr net.Addr
 }
 
@@ -104,7 +107,7 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 		select {
-		case c.work <- datagram{data: bytes.Clone(b[:n]), addr: addr}:
+		case c.work <- datagram{data: string(b[:n]), addr: addr}:
 		default:
 			c.r.metrics.dropped.Inc()
 		}
@@ -127,26 +130,34 @@ func (c *statelessConn) expire() {
 
 func (c *statelessConn) worker() {
 	var buf []byte
+	rq := new(regRequest)
 	for d := range c.work {
-		buf = c.handle(d, buf[:0])
+		buf = c.handle(d, rq, buf[:0])
 	}
 }
 
 // handle answers one REGISTER, writing the answer into buf, which it
-// returns for the next.
-func (c *statelessConn) handle(d datagram, buf []byte) []byte {
-	msg, err := sip.ParseMessage(d.data)
-	if err != nil {
-		c.r.log.Debug("dropped an unparsable REGISTER", "from", d.addr.String(), "error", err)
-		return buf
+// returns for the next. rq is the worker's, reused from one request to
+// the next.
+func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
+	via, lean := parseRegister(d.data, rq)
+	var req *sip.Request // sipgo's parse, when parseRegister declined
+	var err error
+	if !lean {
+		if req, err = parseSIP(d.data); err != nil {
+			c.r.log.Debug("dropped an unparsable REGISTER", "from", d.addr.String(), "error", err)
+			return buf
+		}
+		req.SetTransport("UDP")
+		req.SetSource(d.addr.String())
+		if v := req.Via(); v != nil {
+			via.host, via.port = v.Host, v.Port
+			via.branch, _ = v.Params.Get("branch")
+		}
+		*rq, err = requestOf(req)
 	}
-	req, ok := msg.(*sip.Request)
-	if !ok {
-		return buf
-	}
-	req.SetTransport("UDP")
-	req.SetSource(d.addr.String())
-	key, keyed := c.answers.key(req)
+	rq.transport, rq.source = "UDP", d.addr.String()
+	key, keyed := c.answers.key(via, rq.source)
 	if keyed {
 		if prev, seen := c.answers.claim(key); seen {
 			// A retransmission: the same answer, or none while the first
@@ -158,25 +169,33 @@ func (c *statelessConn) handle(d datagram, buf []byte) []byte {
 		}
 	}
 	c.requests.Inc()
+	var g registered
+	if err == nil {
+		g, err = c.r.register(context.Background(), rq)
+	}
 	code, reason := sip.StatusOK, "OK"
-	g, err := c.r.register(context.Background(), req)
 	var se *StatusError
 	if err != nil {
-		se = c.r.refusal(req, err)
+		var level slog.Level
+		se, level = refusal(err)
 		code, reason = se.Code, se.Reason
+		if c.r.log.Enabled(context.Background(), level) {
+			c.r.logRefusal(level, sip.REGISTER, rq.callID, fromURI(rq.from), se)
+		}
 	}
-	out, ok := c.appendReply(buf, d, req, code, reason)
+	var out []byte
 	switch {
-	case !ok:
-		// Something appendReply does not copy by hand: sipgo renders it.
+	case !lean:
 		res := g.response(req)
 		if se != nil {
 			res = se.response(req)
 		}
 		out = append(buf, res.String()...)
 	case se != nil:
+		out = c.appendReply(buf, d, via.host, rq.toTag, code, reason)
 		out = append(se.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
 	default:
+		out = c.appendReply(buf, d, via.host, rq.toTag, code, reason)
 		out = append(g.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
 	}
 	if keyed {
@@ -186,91 +205,95 @@ func (c *statelessConn) handle(d datagram, buf []byte) []byte {
 		c.answers.store(key, out)
 	}
 	_, err = c.WriteTo(out, d.addr)
-	c.r.sent(req, code, err)
+	c.r.sent(sip.REGISTER, rq.callID, code, err)
 	return out
 }
 
-var (
-	newline = []byte("\n")
-	colon   = []byte(":")
-)
+// parseSIP parses a datagram that parseRegister declined, with sipgo.
+func parseSIP(data string) (*sip.Request, error) {
+	msg, err := sip.ParseMessage([]byte(data))
+	if err != nil {
+		return nil, err
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("not a request: %T", msg)
+	}
+	return req, nil
+}
+
+// fromURI is the URI of a From field's value, for logs.
+func fromURI(value string) string {
+	var u sip.Uri
+	var params sip.HeaderParams
+	if _, err := sip.ParseAddressValue(value, &u, &params); err != nil {
+		return value
+	}
+	return u.String()
+}
 
 // appendReply appends the start of the final response to the REGISTER in
-// d, whose parse is req: the status line, then Via, From, To, Call-ID and
-// CSeq copied from the datagram as they came (RFC 3261 §8.2.6.2), the
-// top Via with received and rport (RFC 3581 §4), To with a tag. That is
-// most of an answer to REGISTER, and copying it saves cloning sipgo's
-// parsed headers and rendering them again, a third of the allocations
-// on the registrar's hot path. It reports false, having appended nothing,
-// for a header folded over lines.
-func (c *statelessConn) appendReply(dst []byte, d datagram, req *sip.Request, code int, reason string) ([]byte, bool) {
-	start := len(dst)
+// d, which parseRegister read: the status line, then Via, From, To,
+// Call-ID and CSeq copied from the datagram as they came (RFC 3261
+// §8.2.6.2), the top Via with received and rport (RFC 3581 §4), To with
+// a tag unless it has one (toTag). That is most of an answer to
+// REGISTER, and copying it is cheaper than rendering it again. sentBy is
+// the top Via's host.
+func (c *statelessConn) appendReply(dst []byte, d datagram, sentBy string, toTag bool, code int, reason string) []byte {
 	dst = append(dst, "SIP/2.0 "...)
 	dst = append(strconv.AppendInt(dst, int64(code), 10), ' ')
 	dst = append(append(dst, reason...), "\r\n"...)
-	_, rest, _ := bytes.Cut(d.data, newline) // past the request line
+	head, _, _ := strings.Cut(d.data, "\r\n\r\n")
+	_, head, _ = strings.Cut(head, "\r\n") // past the request line
 	topVia := true
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, newline)
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return dst[:start], false
-		}
-		name, value, _ := bytes.Cut(line, colon)
-		switch h := bytes.TrimSpace(name); {
-		case topVia && isHeader(h, "Via", "v"):
+	for head != "" {
+		var line string
+		line, head, _ = strings.Cut(head, "\r\n")
+		name, value, _ := strings.Cut(line, ":")
+		switch name = strings.TrimSpace(name); {
+		case topVia && isName(name, "Via", "v"):
 			topVia = false
-			dst = append(append(dst, name...), ':')
-			dst = appendTopVia(dst, value, req.Via().Host, d.addr)
-		case isHeader(h, "To", "t"):
+			dst = append(dst, line[:len(line)-len(value)]...)
+			dst = appendTopVia(dst, value, sentBy, d.addr)
+		case isName(name, "To", "t"):
 			dst = append(dst, line...)
-			if to := req.To(); to != nil && !to.Params.Has("tag") {
+			if !toTag {
 				dst = append(bytes.TrimRight(dst, " \t"), ";tag="...)
 				dst = append(dst, c.tagPrefix...)
 				dst = strconv.AppendUint(dst, c.tags.Add(1), 36)
 			}
-		case isHeader(h, "Via", "v"), isHeader(h, "From", "f"), isHeader(h, "Call-ID", "i"), isHeader(h, "CSeq", ""):
+		case isName(name, "Via", "v"), isName(name, "From", "f"), isName(name, "Call-ID", "i"), isName(name, "CSeq", ""):
 			dst = append(dst, line...)
 		default:
 			continue
 		}
 		dst = append(dst, "\r\n"...)
 	}
-	return dst, true
-}
-
-// isHeader reports whether name is the header name long, or its compact
-// form short (RFC 3261 §7.3.3).
-func isHeader(name []byte, long, short string) bool {
-	return bytes.EqualFold(name, []byte(long)) || (short != "" && bytes.EqualFold(name, []byte(short)))
+	return dst
 }
 
 // appendTopVia appends the top Via value with the source address: rport
 // filled in and received added when the UA asked with rport (RFC 3581),
 // received alone when the sent-by host is not the source (RFC 3261
 // §18.2.1). Any further Via values on the line follow unchanged.
-func appendTopVia(dst, value []byte, sentBy string, src net.Addr) []byte {
+func appendTopVia(dst []byte, value, sentBy string, src net.Addr) []byte {
 	from := addrPort(src)
-	top, more := value, []byte(nil)
-	if i := bytes.IndexByte(value, ','); i >= 0 {
+	top, more := value, ""
+	if i := strings.IndexByte(value, ','); i >= 0 {
 		top, more = value[:i], value[i:]
 	}
-	head, params, _ := bytes.Cut(top, []byte(";"))
-	dst = append(dst, bytes.TrimRight(head, " \t")...)
+	head, params, _ := strings.Cut(top, ";")
+	dst = append(dst, strings.TrimRight(head, " \t")...)
 	rport := false
-	for len(params) > 0 {
-		var p []byte
-		p, params, _ = bytes.Cut(params, []byte(";"))
-		if bytes.EqualFold(bytes.TrimSpace(p), []byte("rport")) && from.IsValid() {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		if strings.EqualFold(strings.TrimSpace(p), "rport") && from.IsValid() {
 			rport = true
 			dst = strconv.AppendUint(append(dst, ";rport="...), uint64(from.Port()), 10)
 			continue
 		}
-		dst = append(append(dst, ';'), bytes.TrimRight(p, " \t")...)
+		dst = append(append(dst, ';'), strings.TrimRight(p, " \t")...)
 	}
 	if host, err := netip.ParseAddr(sentBy); from.IsValid() && (rport || err != nil || host != from.Addr()) {
 		dst = from.Addr().AppendTo(append(dst, ";received="...))
@@ -330,26 +353,21 @@ func newAnswerCache() *answerCache {
 func newAnswerGen() answerGen { return answerGen{index: map[uint64]answerSpan{}} }
 
 // key identifies a REGISTER's transaction (RFC 3261 §17.2.3): the branch
-// and sent-by of its top Via, and where it came from. Requests without
-// an RFC 3261 branch have none.
-func (a *answerCache) key(req *sip.Request) (uint64, bool) {
-	via := req.Via()
-	if via == nil {
-		return 0, false
-	}
-	branch, _ := via.Params.Get("branch")
-	if len(branch) < 8 || branch[:7] != sip.RFC3261BranchMagicCookie {
+// and sent-by of its top Via, and where it came from (source). Requests
+// without an RFC 3261 branch have none.
+func (a *answerCache) key(via topVia, source string) (uint64, bool) {
+	if len(via.branch) < 8 || via.branch[:7] != sip.RFC3261BranchMagicCookie {
 		return 0, false
 	}
 	var h maphash.Hash
 	h.SetSeed(a.seed)
-	h.WriteString(branch)
+	h.WriteString(via.branch)
 	h.WriteByte(0)
-	h.WriteString(via.Host)
+	h.WriteString(via.host)
 	h.WriteByte(0)
-	h.WriteByte(byte(via.Port >> 8))
-	h.WriteByte(byte(via.Port))
-	h.WriteString(req.Source())
+	h.WriteByte(byte(via.port >> 8))
+	h.WriteByte(byte(via.port))
+	h.WriteString(source)
 	return h.Sum64(), true
 }
 

@@ -59,12 +59,13 @@ func BenchmarkStatelessRegister(b *testing.B) {
 	plain := func(name, want string, opts ...Option) {
 		b.Run(name, func(b *testing.B) {
 			c, s := setup(b, opts...)
+			rq := new(regRequest)
 			b.ReportAllocs()
 			seq := 0
 			for b.Loop() {
 				seq++
 				buf = benchRegister(buf, seq, "")
-				out = c.handle(datagram{data: buf, addr: benchSource}, out[:0])
+				out = c.handle(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
 			}
 			if string(s.last[:11]) != want {
 				b.Fatalf("got %q", s.last)
@@ -74,7 +75,8 @@ func BenchmarkStatelessRegister(b *testing.B) {
 	plain("challenge", "SIP/2.0 401")
 	b.Run("authorized", func(b *testing.B) {
 		c, s := setup(b)
-		c.handle(datagram{data: benchRegister(nil, 0, ""), addr: benchSource}, nil)
+		rq := new(regRequest)
+		c.handle(datagram{data: string(benchRegister(nil, 0, "")), addr: benchSource}, rq, nil)
 		nonce := string(nonceRe.FindSubmatch(s.last)[1])
 		ha1 := digest.HA1(digest.MD5, "alice", "127.0.0.1", "alice-secret")
 		b.ReportAllocs()
@@ -85,7 +87,7 @@ func BenchmarkStatelessRegister(b *testing.B) {
 			resp := digest.Response(digest.MD5, ha1, nonce, nc, "c0ffee", "auth", "REGISTER", "sip:127.0.0.1:5060")
 			buf = benchRegister(buf, seq, `Authorization: Digest username="alice",realm="127.0.0.1",nonce="`+nonce+
 				`",uri="sip:127.0.0.1:5060",response="`+resp+`",algorithm=MD5,cnonce="c0ffee",qop=auth,nc=`+nc+"\r\n")
-			out = c.handle(datagram{data: buf, addr: benchSource}, out[:0])
+			out = c.handle(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
 		}
 		if string(s.last[:11]) != "SIP/2.0 200" {
 			b.Fatalf("got %q", s.last)
