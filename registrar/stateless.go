@@ -159,13 +159,13 @@ func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
 	rq.transport, rq.source = "UDP", d.addr.String()
 	key, keyed := c.answers.key(via, rq.source)
 	if keyed {
-		if prev, seen := c.answers.claim(key); seen {
+		if prev, seen := c.answers.claim(key, buf); seen {
 			// A retransmission: the same answer, or none while the first
 			// is still being worked out.
-			if prev != nil {
+			if len(prev) > 0 {
 				_, _ = c.WriteTo(prev, d.addr)
 			}
-			return buf
+			return prev
 		}
 	}
 	c.requests.Inc()
@@ -324,6 +324,11 @@ type answerCache struct {
 	mu        sync.Mutex
 	cur, prev answerGen
 	swapped   time.Time
+	// spare are the chunks of the generation dropped last, emptied, for
+	// the current one to fill before it allocates: under steady load a
+	// generation needs about as many as the one before. Those still
+	// spare at the next swap are let go, so idle, the cache holds none.
+	spare [][]byte
 }
 
 type answerGen struct {
@@ -371,28 +376,37 @@ func (a *answerCache) key(via topVia, source string) (uint64, bool) {
 	return h.Sum64(), true
 }
 
-// claim returns the answer kept for key, and whether key was seen; a key
-// not seen is marked as in progress. With seen false, it only expires.
-func (a *answerCache) claim(key uint64) ([]byte, bool) {
+// claim appends the answer kept for key to dst, and reports whether key
+// was seen; a key not seen is marked as in progress. The answer is
+// copied while the cache is locked, since a chunk is reused once its
+// generation is dropped. With seen false, it only expires.
+func (a *answerCache) claim(key uint64, dst []byte) ([]byte, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.expireLocked()
 	for _, g := range [2]*answerGen{&a.cur, &a.prev} {
 		if sp, ok := g.index[key]; ok {
 			if sp.n == 0 {
-				return nil, true
+				return dst, true
 			}
-			return g.chunks[sp.chunk][sp.off : sp.off+sp.n], true
+			return append(dst, g.chunks[sp.chunk][sp.off:sp.off+sp.n]...), true
 		}
 	}
 	a.cur.index[key] = answerSpan{}
-	return nil, false
+	return dst, false
 }
 
 func (a *answerCache) expireLocked() {
-	if now := time.Now(); now.Sub(a.swapped) >= answerTTL {
-		a.prev, a.cur, a.swapped = a.cur, newAnswerGen(), now
+	now := time.Now()
+	if now.Sub(a.swapped) < answerTTL {
+		return
 	}
+	clear(a.spare[:cap(a.spare)])
+	a.spare = a.spare[:0]
+	for _, c := range a.prev.chunks {
+		a.spare = append(a.spare, c[:0])
+	}
+	a.prev, a.cur, a.swapped = a.cur, newAnswerGen(), now
 }
 
 // expire drops the older generation when it is due.
@@ -416,8 +430,14 @@ func (a *answerCache) store(key uint64, answer []byte) {
 			delete(a.prev.index, key)
 			return
 		}
-		g.chunks = append(g.chunks, make([]byte, 0, size))
-		g.size += size
+		chunk := []byte(nil)
+		if n := len(a.spare); n > 0 && cap(a.spare[n-1]) >= size {
+			chunk, a.spare[n-1], a.spare = a.spare[n-1], nil, a.spare[:n-1]
+		} else {
+			chunk = make([]byte, 0, size)
+		}
+		g.chunks = append(g.chunks, chunk)
+		g.size += cap(chunk)
 		last++
 	}
 	off := len(g.chunks[last])

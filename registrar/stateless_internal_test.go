@@ -98,14 +98,14 @@ func BenchmarkStatelessRegister(b *testing.B) {
 
 func TestAnswerCache(t *testing.T) {
 	a := newAnswerCache()
-	if _, seen := a.claim(1); seen {
+	if _, seen := a.claim(1, nil); seen {
 		t.Fatal("a new key was seen")
 	}
-	if got, seen := a.claim(1); !seen || got != nil {
+	if got, seen := a.claim(1, nil); !seen || got != nil {
 		t.Fatalf("a key in progress: got %q, %v; want nothing yet, seen", got, seen)
 	}
 	a.store(1, []byte("SIP/2.0 200 OK\r\n"))
-	if got, seen := a.claim(1); !seen || string(got) != "SIP/2.0 200 OK\r\n" {
+	if got, seen := a.claim(1, nil); !seen || string(got) != "SIP/2.0 200 OK\r\n" {
 		t.Fatalf("got %q, %v", got, seen)
 	}
 	// Answers past the bound are not kept, and their keys are not left
@@ -113,17 +113,59 @@ func TestAnswerCache(t *testing.T) {
 	answer := make([]byte, 1000)
 	n := uint64(answerGenMax/len(answer) + 2000)
 	for k := uint64(10); k < 10+n; k++ {
-		a.claim(k)
+		a.claim(k, nil)
 		answer[0] = byte(k)
 		a.store(k, answer)
 	}
-	if got, seen := a.claim(10); !seen || len(got) != len(answer) || got[0] != 10 {
+	if got, seen := a.claim(10, nil); !seen || len(got) != len(answer) || got[0] != 10 {
 		t.Fatalf("the first answer: %v", seen)
 	}
-	if _, seen := a.claim(10 + n - 1); seen {
+	if _, seen := a.claim(10+n-1, nil); seen {
 		t.Fatal("an answer past the bound was kept")
 	}
 	if a.cur.size > answerGenMax {
 		t.Fatalf("%d bytes kept, bound %d", a.cur.size, answerGenMax)
+	}
+}
+
+// TestAnswerCacheReusesChunks checks that a generation fills the chunks
+// of the one dropped before it, and that idle, the cache lets them go.
+func TestAnswerCacheReusesChunks(t *testing.T) {
+	a := newAnswerCache()
+	swap := func() { a.swapped = a.swapped.Add(-answerTTL); a.expire() }
+	fill := func(base uint64) {
+		answer := make([]byte, 1000)
+		for k := base; k < base+3000; k++ {
+			a.claim(k, nil)
+			answer[0] = byte(k)
+			a.store(k, answer)
+		}
+	}
+	fill(0)
+	swap()
+	swap() // the first generation's chunks are spare now
+	first := len(a.spare)
+	if first == 0 {
+		t.Fatal("no spare chunks after a full generation was dropped")
+	}
+	fill(10_000)
+	if len(a.spare) != 0 {
+		t.Fatalf("%d of %d spare chunks left; a generation of the same size should use them all", len(a.spare), first)
+	}
+	// A retransmission's answer is a copy, not the chunk's memory.
+	got, seen := a.claim(10_001, nil)
+	if !seen || got[0] != byte(10_001%256) {
+		t.Fatalf("got %v, %v", got[:1], seen)
+	}
+	swap()
+	swap()
+	swap()
+	if len(a.spare) != 0 || len(a.prev.chunks) != 0 || len(a.cur.chunks) != 0 {
+		t.Fatalf("idle, the cache still holds %d spare chunks and %d in use", len(a.spare), len(a.prev.chunks)+len(a.cur.chunks))
+	}
+	for _, c := range a.spare[:cap(a.spare)] {
+		if c != nil {
+			t.Fatal("a dropped spare chunk is still referenced")
+		}
 	}
 }
