@@ -102,6 +102,7 @@ type Challenge struct {
 // String renders the header field value (RFC 7616 §3.3).
 func (c Challenge) String() string {
 	var b strings.Builder
+	b.Grow(len(c.Realm) + len(c.Nonce) + len(c.Opaque) + 96)
 	b.WriteString(`Digest realm="`)
 	b.WriteString(quote(c.Realm))
 	b.WriteString(`", nonce="`)

@@ -22,7 +22,7 @@ type Server struct {
 	maxNonces int
 	now       func() time.Time
 
-	macs sync.Pool // of hash.Hash: an HMAC keyed with secret
+	macs sync.Pool // of *macState: an HMAC keyed with secret
 
 	mu            sync.Mutex
 	counts        map[rawNonce]uint32 // nonce -> highest nc accepted
@@ -68,7 +68,7 @@ func NewServer(realm string, secret []byte, opts ...Option) (*Server, error) {
 		ttl: 5 * time.Minute, maxNonces: 100_000, now: time.Now,
 		counts: map[rawNonce]uint32{},
 	}
-	s.macs.New = func() any { return hmac.New(sha256.New, s.secret) }
+	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, s.secret)} }
 	for _, o := range opts {
 		o(s)
 	}
@@ -87,9 +87,11 @@ func (s *Server) Challenge(alg Algorithm, stale bool) Challenge {
 	binary.BigEndian.PutUint64(raw[:8], uint64(s.now().UnixNano()))
 	_, _ = rand.Read(raw[8 : 8+nonceRand])
 	s.mac(raw[8+nonceRand:8+nonceRand], raw[:8+nonceRand])
+	var enc [(nonceLen*8 + 5) / 6]byte
+	base64.RawURLEncoding.Encode(enc[:], raw[:])
 	return Challenge{
 		Realm:     s.realm,
-		Nonce:     base64.RawURLEncoding.EncodeToString(raw[:]),
+		Nonce:     string(enc[:]),
 		Algorithm: alg,
 		Stale:     stale,
 	}
@@ -98,12 +100,18 @@ func (s *Server) Challenge(alg Algorithm, stale bool) Challenge {
 // mac appends the truncated HMAC of b to dst. The HMACs are pooled: a
 // new one costs several allocations, and every REGISTER checks one.
 func (s *Server) mac(dst, b []byte) []byte {
-	m := s.macs.Get().(hash.Hash)
+	m := s.macs.Get().(*macState)
 	defer s.macs.Put(m)
-	m.Reset()
-	m.Write(b)
-	var sum [sha256.Size]byte
-	return append(dst, m.Sum(sum[:0])[:nonceMAC]...)
+	m.h.Reset()
+	m.h.Write(b)
+	return append(dst, m.h.Sum(m.sum[:0])[:nonceMAC]...)
+}
+
+// macState is a pooled HMAC with room for its sum, which would otherwise
+// escape to the heap through the hash.Hash interface on every call.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 // issued checks a nonce's signature and returns it decoded, and when it
