@@ -3,7 +3,9 @@ package main
 import (
 	"log"
 	"os"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestSmoke runs the whole harness with a few seconds of load: it checks
@@ -33,5 +35,39 @@ func TestSmoke(t *testing.T) {
 	}
 	if r.PhoneCPUPerCall <= 0 {
 		t.Errorf("phone CPU not measured")
+	}
+}
+
+// TestSearch runs the search for a maximum against a made-up server
+// that sustains up to a given rate, and fails one step by chance.
+func TestSearch(t *testing.T) {
+	const limit = 13000
+	s := &search{who: "made-up", plan: fullPlan}
+	var rates []int
+	flaked := false
+	for {
+		rate, ok := s.next()
+		if !ok {
+			break
+		}
+		rates = append(rates, rate)
+		st := Step{Target: rate, Rate: float64(rate), OK: rate, Nominal: time.Second, LastOK: time.Second}
+		if rate > limit || rate == 10000 && !flaked {
+			flaked = flaked || rate == 10000
+			st.Rate, st.OK, st.Failed = float64(rate)/2, rate/2, rate/2
+		}
+		s.record(st)
+		if len(rates) > 20 {
+			t.Fatalf("no end: %v", rates)
+		}
+	}
+	// Doubling, 10,000 failed once and then held, 20,000 failed twice,
+	// then three halvings of the gap, each failed one tried twice.
+	want := []int{2500, 5000, 10000, 10000, 20000, 20000, 15000, 15000, 12500, 13750, 13750}
+	if !slices.Equal(rates, want) {
+		t.Fatalf("rates %v, want %v", rates, want)
+	}
+	if s.m.Rate != 12500 || len(s.m.Steps) != len(want) {
+		t.Fatalf("maximum %v over %d steps, want 12500", s.m.Rate, len(s.m.Steps))
 	}
 }

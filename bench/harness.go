@@ -66,11 +66,7 @@ func (h *harness) all(only string) (*Report, error) {
 			continue
 		}
 		o := Outcome{Test: lt.name}
-		kam, err := h.maximum(lt, "kamailio", users)
-		if err != nil {
-			return nil, err
-		}
-		ours, err := h.maximum(lt, "ours", users)
+		kam, ours, err := h.maxima(lt, users)
 		if err != nil {
 			return nil, err
 		}
@@ -173,76 +169,98 @@ func (s Step) sustained() bool {
 	return total > 0 && float64(s.Failed) < 0.01*float64(total) && (late <= s.Nominal/5 || late <= time.Second)
 }
 
-// maximum finds the highest sustained rate: it doubles the rate until a
-// step fails, then halves the gap between the last good and the failed
-// rate, a few times. Every step runs on a fresh server.
-func (h *harness) maximum(lt loadTest, who, users string) (Maximum, error) {
-	var m Maximum
-	if h.plan.fixedRate > 0 {
-		s, err := h.once(lt, who, users, h.plan.fixedRate, h.plan.step)
-		if err != nil {
-			return m, err
-		}
-		h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v, %.0f ms CPU per 1000", who, lt.name, s.Target, s.Rate, s.OK, s.Failed, s.P50, s.P99, s.CPUPerKms)
-		m.Steps = append(m.Steps, *s)
-		if s.sustained() {
-			m.Rate, m.At = s.Rate, *s
-		}
-		return m, nil
-	}
-	// A rate fails when two steps at it fail: on this shared machine a
-	// noisy moment fails one step at a rate either server sustains a
-	// minute later, and the search would stop there.
-	try := func(rate int) (bool, error) {
-		for attempt := range 2 {
-			s, err := h.once(lt, who, users, rate, h.plan.step)
-			if err != nil {
-				return false, err
-			}
-			m.Steps = append(m.Steps, *s)
-			h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v", who, lt.name, rate, s.Rate, s.OK, s.Failed, s.P50, s.P99)
-			if s.sustained() {
-				if s.Rate > m.Rate {
-					m.Rate, m.At = s.Rate, *s
-				}
-				return true, nil
-			}
-			if attempt == 0 && h.plan.retryFailed {
-				h.log.Printf("  %s at %d/s failed: once more", who, rate)
+// maxima finds each server's highest sustained rate: it doubles the
+// rate until a step fails, then halves the gap between the last good and
+// the failed rate, a few times. Every step runs on a fresh server, and
+// the two searches take turns, a step of Kamailio's and then one of
+// ours: on this shared machine the load from other tenants drifts from
+// one minute to the next, and each server should meet the same drift.
+func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err error) {
+	searches := []*search{{who: "kamailio", plan: h.plan}, {who: "ours", plan: h.plan}}
+	for more := true; more; {
+		more = false
+		for _, sr := range searches {
+			rate, ok := sr.next()
+			if !ok {
 				continue
 			}
-			break
-		}
-		return false, nil
-	}
-	good, bad := 0, 0
-	for rate := h.plan.startRate; rate <= h.plan.maxRate; rate *= 2 {
-		ok, err := try(rate)
-		if err != nil {
-			return m, err
-		}
-		if !ok {
-			bad = rate
-			break
-		}
-		good = rate
-	}
-	for range h.plan.refine {
-		if bad == 0 || bad-good < good/20 {
-			break
-		}
-		mid := (good + bad) / 2
-		ok, err := try(mid)
-		if err != nil {
-			return m, err
-		}
-		if ok {
-			good = mid
-		} else {
-			bad = mid
+			more = true
+			st, err := h.once(lt, sr.who, users, rate, h.plan.step)
+			if err != nil {
+				return kam, ours, err
+			}
+			h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v, %.0f ms CPU per 1000", sr.who, lt.name, rate, st.Rate, st.OK, st.Failed, st.P50, st.P99, st.CPUPerKms)
+			if !sr.record(*st) && sr.retrying {
+				h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
+			}
 		}
 	}
-	return m, nil
+	return searches[0].m, searches[1].m, nil
+}
+
+// search is one server's search for its maximum rate, one step at a
+// time: next says what to run, record what came of it.
+type search struct {
+	who  string
+	plan plan
+	m    Maximum
+
+	good, bad int // the highest rate sustained and the lowest failed, 0 for none yet
+	rate      int // the rate to run next; 0 before the first
+	retrying  bool
+	refined   int
+	done      bool
+}
+
+// next is the rate of the next step, or false when the search is over.
+func (s *search) next() (int, bool) {
+	if s.done {
+		return 0, false
+	}
+	if s.rate == 0 {
+		s.rate = s.plan.startRate
+	}
+	if s.plan.fixedRate > 0 {
+		s.rate = s.plan.fixedRate
+	}
+	return s.rate, true
+}
+
+// record takes the outcome of the step at the rate next gave, and
+// reports whether it was sustained. A rate fails when two steps at it
+// fail (retrying between them): on this shared machine a noisy moment
+// fails one step at a rate either server sustains a minute later, and
+// the search would stop there.
+func (s *search) record(st Step) bool {
+	s.m.Steps = append(s.m.Steps, st)
+	ok := st.sustained()
+	if ok && st.Rate > s.m.Rate {
+		s.m.Rate, s.m.At = st.Rate, st
+	}
+	switch {
+	case s.plan.fixedRate > 0:
+		s.done = true
+		return ok
+	case !ok && !s.retrying && s.plan.retryFailed:
+		s.retrying = true
+		return false
+	}
+	s.retrying = false
+	if ok {
+		s.good = s.rate
+	} else {
+		s.bad = s.rate
+	}
+	switch {
+	case s.bad == 0 && s.rate*2 <= s.plan.maxRate:
+		s.rate *= 2
+	case s.bad == 0 || s.refined >= s.plan.refine || s.bad-s.good < s.good/20:
+		s.done = true
+	default:
+		s.refined++
+		s.rate = (s.good + s.bad) / 2
+	}
+	return ok
 }
 
 // probeEvery is how often the prober registers during a REGISTER step: a

@@ -92,7 +92,7 @@ func (r *Registrar) challenge(fs fields, proxy, stale bool, cause error) *Status
 	return e
 }
 
-// singleChallenge reports whether req's User-Agent is one that gets only
+// singleChallenge reports whether the User-Agent in fs is one that gets only
 // the first challenge. baresip 1.0 (libre) gives up on the whole response
 // when one challenge names an algorithm other than MD5.
 func (r *Registrar) singleChallenge(fs fields) bool {

@@ -9,9 +9,10 @@ import (
 
 // sipgo's GetHeaders and GetHeader lowercase every header's name on each
 // call, allocating for names outside its short list of common ones. The
-// registrar looks up several such headers on every request (Authorization,
-// Require, User-Agent, Expires), which cost a tenth of its CPU under
-// REGISTER load, so these compare names in place instead.
+// registrar looked up several such headers on every request
+// (Authorization, Require, User-Agent, Expires), which cost a tenth of its
+// CPU under REGISTER load. The proxy compares names in place instead, and
+// REGISTER reads them from fields (request.go).
 
 type headerLister interface{ Headers() []sip.Header }
 
@@ -25,14 +26,4 @@ func headersNamed(m headerLister, name string) iter.Seq[sip.Header] {
 			}
 		}
 	}
-}
-
-// headerNamed returns m's first header named name, or nil.
-func headerNamed(m headerLister, name string) sip.Header {
-	for _, h := range m.Headers() {
-		if strings.EqualFold(h.Name(), name) {
-			return h
-		}
-	}
-	return nil
 }
