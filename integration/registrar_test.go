@@ -221,6 +221,43 @@ func TestOversizedMessageIsRefused(t *testing.T) {
 	register(t, r, "alice", "u1", 200, "3600", 0, "").mustPass(r, 20*time.Second)
 }
 
+// A 2xx to INVITE that matches no transaction, such as one the callee
+// retransmits after the proxy let its transaction go (5 s after it
+// ended), is forwarded to the next Via (RFC 3261 §16.7), with the
+// proxy's own Via taken off.
+func TestStrayTwoHundredIsForwarded(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	caller, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	callee, err := net.Dial("udp", r.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callee.Close()
+	port := caller.LocalAddr().(*net.UDPAddr).Port
+	ok := fmt.Sprintf("SIP/2.0 200 OK\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=z9hG4bK-sl0123456789ab.stray\r\n"+
+		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-caller;rport=%d;received=127.0.0.1\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: stray-1\r\nCSeq: 1 INVITE\r\n"+
+		"Contact: <sip:bob@127.0.0.1:1>\r\nContent-Length: 0\r\n\r\n", r.addr(), port, port)
+	if _, err := callee.Write([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	_ = caller.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, _, err := caller.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("the caller got nothing: %v\n%s", err, r.logTail())
+	}
+	got := string(buf[:n])
+	if !strings.HasPrefix(got, "SIP/2.0 200 OK\r\n") || strings.Contains(got, "z9hG4bK-sl") || !strings.Contains(got, "branch=z9hG4bK-caller") {
+		t.Fatalf("forwarded:\n%s", got)
+	}
+}
+
 // tortureDir finds sipgo's RFC 4475 torture messages in the module cache.
 func tortureDir(t *testing.T) string {
 	t.Helper()

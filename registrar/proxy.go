@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -724,9 +725,56 @@ func (r *Registrar) forwardStateless(res *sip.Response) {
 		return
 	}
 	out.SetTransport(out.Via().Transport)
-	if err := r.client.TransportLayer().WriteMsg(out); err != nil {
+	err := r.writeUDP(out)
+	if errors.Is(err, errNotUDP) {
+		// Over TCP or TLS, only on the connection the request came on.
+		err = r.client.TransportLayer().WriteMsg(out)
+	}
+	if err != nil {
 		r.log.Debug("forward stray response", "call_id", callIDOf(res), "error", err)
 	}
+}
+
+var errNotUDP = errors.New("not for UDP")
+
+// writeUDP sends a response over UDP to where its top Via says
+// (RFC 3261 §18.2.2; received and rport, RFC 3581 §4), from the SIP
+// socket. sipgo's transport layer sends a response only where a
+// request came from lately, and a stray response may come when that is
+// forgotten.
+func (r *Registrar) writeUDP(res *sip.Response) error {
+	v := res.Via()
+	conns := r.udp.Load()
+	if !strings.EqualFold(v.Transport, "UDP") || conns == nil {
+		return errNotUDP
+	}
+	host, port := v.Host, v.Port
+	if rcv, ok := v.Params.Get("received"); ok {
+		host = rcv
+	}
+	if rp, ok := v.Params.Get("rport"); ok {
+		if n, err := strconv.Atoi(rp); err == nil {
+			port = n
+		}
+	}
+	if port == 0 {
+		port = 5060
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return fmt.Errorf("%w: Via host %q is no address", errNotUDP, host)
+	}
+	ip = ip.Unmap()
+	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))
+	pc := (*conns)[0] // a dual-stack socket sends to either family
+	for _, c := range *conns {
+		if local, ok := c.LocalAddr().(*net.UDPAddr); ok && (local.IP.To4() != nil) == ip.Is4() {
+			pc = c
+			break
+		}
+	}
+	_, err = pc.WriteTo([]byte(res.String()), dst)
+	return err
 }
 
 // keep is a request option that leaves the request as built.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -65,6 +66,9 @@ type Registrar struct {
 	metrics               *Metrics
 
 	client *sipgo.Client
+	// udp are the UDP sockets StatelessUDP wraps, which stray responses
+	// go out of (forwardStateless).
+	udp atomic.Pointer[[]net.PacketConn]
 
 	mu      sync.Mutex
 	index   map[string]aorState             // AOR -> its bindings' count, next expiry, flows

@@ -37,6 +37,16 @@ import (
 // queue is full, a REGISTER is dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
+	for {
+		old := r.udp.Load()
+		conns := []net.PacketConn{pc}
+		if old != nil {
+			conns = append(conns, *old...)
+		}
+		if r.udp.CompareAndSwap(old, &conns) {
+			break
+		}
+	}
 	for range statelessWorkers {
 		go c.worker()
 	}
