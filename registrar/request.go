@@ -11,7 +11,8 @@ import (
 
 // regRequest is a REGISTER as register reads it. Over TCP and TLS it is
 // taken from sipgo's parse (requestOf); over UDP the stateless path reads
-// it from the datagram itself (parseRegister).
+// it from the datagram itself (parseRegister), or from sipgo's parse of
+// what parseRegister declines.
 type regRequest struct {
 	host    string // the Request-URI's
 	to      sip.Uri
@@ -27,7 +28,8 @@ type regRequest struct {
 	contacts  []contactField
 	fields    fields
 
-	// Kept for parseRegister's next request.
+	// Room for parseRegister, here so that it is not allocated for each
+	// request: the Request-URI, and To's parameters (their memory kept).
 	ruri     sip.Uri
 	toParams sip.HeaderParams
 }
