@@ -760,6 +760,9 @@ func (r *Registrar) writeUDP(res *sip.Response) error {
 	if port == 0 {
 		port = 5060
 	}
+	if port < 0 || port > 65535 {
+		return fmt.Errorf("Via port %d out of range", port)
+	}
 	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	if err != nil {
 		return fmt.Errorf("%w: Via host %q is no address", errNotUDP, host)
