@@ -744,8 +744,10 @@ var errNotUDP = errors.New("not for UDP")
 // forgotten.
 func (r *Registrar) writeUDP(res *sip.Response) error {
 	v := res.Via()
-	conns := r.udp.Load()
-	if !strings.EqualFold(v.Transport, "UDP") || conns == nil {
+	r.mu.Lock()
+	conns := r.udp
+	r.mu.Unlock()
+	if !strings.EqualFold(v.Transport, "UDP") || len(conns) == 0 {
 		return errNotUDP
 	}
 	host, port := v.Host, v.Port
@@ -769,8 +771,8 @@ func (r *Registrar) writeUDP(res *sip.Response) error {
 	}
 	ip = ip.Unmap()
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port)))
-	pc := (*conns)[0] // a dual-stack socket sends to either family
-	for _, c := range *conns {
+	pc := conns[0] // a dual-stack socket sends to either family
+	for _, c := range conns {
 		if local, ok := c.LocalAddr().(*net.UDPAddr); ok && (local.IP.To4() != nil) == ip.Is4() {
 			pc = c
 			break

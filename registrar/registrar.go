@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -66,11 +65,9 @@ type Registrar struct {
 	metrics               *Metrics
 
 	client *sipgo.Client
-	// udp are the UDP sockets StatelessUDP wraps, which stray responses
-	// go out of (forwardStateless).
-	udp atomic.Pointer[[]net.PacketConn]
 
 	mu      sync.Mutex
+	udp     []net.PacketConn                // the sockets StatelessUDP wraps, for stray responses (writeUDP)
 	index   map[string]aorState             // AOR -> its bindings' count, next expiry, flows
 	total   int                             // bindings in index
 	flows   map[flowKey]map[string]struct{} // stream flow -> AORs bound through it

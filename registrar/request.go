@@ -21,7 +21,8 @@ type regRequest struct {
 	callID  string
 	cseq    uint32
 	hasCSeq bool
-	// from is the From field's value as it came, for logs.
+	// from is the From field's value as it came, for the stateless
+	// path's logs.
 	from      string
 	transport string // UDP, TCP or TLS
 	source    string // host:port the request came from
@@ -145,9 +146,6 @@ func requestOf(req *sip.Request) (regRequest, error) {
 	}
 	if c := req.CSeq(); c != nil {
 		rq.cseq, rq.hasCSeq = c.SeqNo, true
-	}
-	if f := req.From(); f != nil {
-		rq.from = f.Value()
 	}
 	for _, h := range req.GetHeaders("Contact") {
 		ch, ok := h.(*sip.ContactHeader)

@@ -37,16 +37,9 @@ import (
 // queue is full, a REGISTER is dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
-	for {
-		old := r.udp.Load()
-		conns := []net.PacketConn{pc}
-		if old != nil {
-			conns = append(conns, *old...)
-		}
-		if r.udp.CompareAndSwap(old, &conns) {
-			break
-		}
-	}
+	r.mu.Lock()
+	r.udp = append(r.udp, pc)
+	r.mu.Unlock()
 	for range statelessWorkers {
 		go c.worker()
 	}
@@ -165,6 +158,9 @@ func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
 			via.branch, _ = v.Params.Get("branch")
 		}
 		*rq, err = requestOf(req)
+		if f := req.From(); f != nil {
+			rq.from = f.Value() // for logs
+		}
 	}
 	rq.transport, rq.source = "UDP", d.addr.String()
 	key, keyed := c.answers.key(via, rq.source)
