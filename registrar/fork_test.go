@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipline/sipline/registrar/location/memstore"
 )
 
 func TestBestResponse(t *testing.T) {
@@ -41,14 +43,21 @@ func TestBestResponse(t *testing.T) {
 }
 
 func TestFlowTokenRoundTrip(t *testing.T) {
-	r := &Registrar{secret: []byte("0123456789abcdef0123")}
-	fk := flowKey{transport: "TCP", addr: "[::1]:5062"}
+	withSecret := func(secret string) *Registrar {
+		r, err := New(memstore.New(), WithDomain("example.test"), WithSecret([]byte(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := withSecret("0123456789abcdef0123")
+	fk := flowKey{transport: "TCP", addr: "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535"}
 	tok := r.flowToken(fk)
 	got, ok := r.parseFlowToken(tok)
 	if !ok || got != fk {
 		t.Fatalf("parse(%q) = %v, %v", tok, got, ok)
 	}
-	other := &Registrar{secret: []byte("another secret, 20b")}
+	other := withSecret("another secret, 20b")
 	if _, ok := other.parseFlowToken(tok); ok {
 		t.Fatal("a token signed with another secret was accepted")
 	}

@@ -57,6 +57,7 @@ type Registrar struct {
 	singleChallengeAgents []string
 	nonceTTL              time.Duration
 	secret                []byte
+	flowMACs              sync.Pool // of *flowMACState, keyed with secret
 	auth                  *digest.Server
 	expDefault            int
 	expMin                int
@@ -257,6 +258,7 @@ func New(store location.Store, opts ...Option) (*Registrar, error) {
 			return nil, fmt.Errorf("registrar: secret: %w", err)
 		}
 	}
+	r.flowMACs.New = newFlowMAC(r.secret)
 	if r.metrics == nil {
 		r.metrics = NewMetrics()
 	}
