@@ -244,6 +244,41 @@ func (r *Registrar) authorizeRelay(req *sip.Request) error {
 	return r.authorizeCaller(req)
 }
 
+// statelessChallenge is the 407 that the proxy answers rq, an INVITE
+// that parseRequest read, with: its From names a user of ours and it has
+// no credentials. It is nil for an INVITE that needs more than that
+// answer, which then goes through a transaction as before: one in a
+// dialog, with a Route, with Max-Forwards 0, with a Via of ours (a
+// loop), to the registrar itself, with an unsupported Proxy-Require, or
+// with credentials. Those are the checks of validate and route that come
+// before authorizeCaller, so the answer is the same either way.
+//
+// This is written here because it takes a transaction off the proxy's
+// hot path: every authenticated call starts with an INVITE that is
+// answered 407, and sipgo kept its transaction, its goroutine and both
+// messages for seconds; at 600 calls/s those transactions were most of
+// the live heap, and collecting them the main cost of a call
+// (docs/BENCHMARKS.md). Kamailio's auth module answers these with sl,
+// statelessly, too.
+func (r *Registrar) statelessChallenge(rq *regRequest, via topVia) *StatusError {
+	switch {
+	case r.authOff, rq.method != sip.INVITE, rq.toTag, rq.routed, rq.noHops, rq.looped,
+		!rq.hasTo, rq.from == "", rq.callID == "", !rq.hasCSeq,
+		!strings.HasPrefix(via.branch, sip.RFC3261BranchMagicCookie):
+		return nil
+	}
+	if _, ok := rq.fields.first("Proxy-Authorization"); ok {
+		return nil
+	}
+	if !r.isLocalHost(rq.fromURI.Host) || r.isSelf(&rq.ruri) && rq.ruri.User == "" {
+		return nil
+	}
+	if r.checkRequire(rq.fields, "Proxy-Require") != nil {
+		return nil
+	}
+	return r.challenge(rq.fields, true, false, nil)
+}
+
 // answerSelf answers a request addressed to the registrar itself.
 func (r *Registrar) answerSelf(req *sip.Request) (*sip.Response, error) {
 	if req.Method != sip.OPTIONS {

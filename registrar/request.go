@@ -11,35 +11,47 @@ import (
 
 // regRequest is a REGISTER as register reads it. Over TCP and TLS it is
 // taken from sipgo's parse (requestOf); over UDP the stateless path reads
-// it from the datagram itself (parseRegister), or from sipgo's parse of
-// what parseRegister declines.
+// it from the datagram itself (parseRequest), or from sipgo's parse of
+// what parseRequest declines. The stateless path also reads INVITEs
+// this way, to challenge them (statelessChallenge).
 type regRequest struct {
-	host    string // the Request-URI's
+	method  sip.RequestMethod // parseRequest only
+	host    string            // the Request-URI's
 	to      sip.Uri
 	hasTo   bool
-	toTag   bool // parseRegister only
+	toTag   bool // parseRequest only
 	callID  string
 	cseq    uint32
 	hasCSeq bool
 	// from is the From field's value as it came, for the stateless
 	// path's logs.
 	from      string
-	transport string // UDP, TCP or TLS
-	source    string // host:port the request came from
-	contacts  []contactField
+	transport string         // UDP, TCP or TLS
+	source    string         // host:port the request came from
+	contacts  []contactField // REGISTER only
 	fields    fields
 
-	// Room for parseRegister, here so that it is not allocated for each
-	// request: the Request-URI, and To's parameters (their memory kept).
-	ruri     sip.Uri
-	toParams sip.HeaderParams
+	// What the proxy checks of an INVITE before it challenges it,
+	// parseRequest only: From's URI, whether there is a Route, whether
+	// Max-Forwards is 0, and whether a Via carries a branch of ours.
+	fromURI sip.Uri
+	routed  bool
+	noHops  bool
+	looped  bool
+
+	// Room for parseRequest, here so that it is not allocated for each
+	// request: the Request-URI, and To's and From's parameters (their
+	// memory kept).
+	ruri       sip.Uri
+	toParams   sip.HeaderParams
+	fromParams sip.HeaderParams
 }
 
-// reset empties rq for parseRegister, keeping the memory it holds.
+// reset empties rq for parseRequest, keeping the memory it holds.
 func (rq *regRequest) reset() {
 	*rq = regRequest{
 		contacts: rq.contacts[:0], fields: rq.fields[:0],
-		toParams: rq.toParams[:0],
+		toParams: rq.toParams[:0], fromParams: rq.fromParams[:0],
 	}
 }
 
@@ -165,9 +177,9 @@ type topVia struct {
 	branch string
 }
 
-// parseRegister reads a REGISTER from a datagram: only the fields that
-// register and the stateless answer use, taking each value as a
-// substring of data. It reports false for anything it does not read
+// parseRequest reads a REGISTER or an INVITE from a datagram: only the
+// fields that register, statelessChallenge and the stateless answer
+// use, taking each value as a substring of data. It reports false for anything it does not read
 // the way sipgo's parser would, and then the caller parses the datagram
 // with sipgo: header lines folded or not ending in CRLF, a top Via with
 // a quote or an IPv6 address, a second To, From, Call-ID or CSeq, and
@@ -182,7 +194,7 @@ type topVia struct {
 // the same on every transport.
 //
 // It reads into rq, reusing the memory rq holds from an earlier request.
-func parseRegister(data string, rq *regRequest) (via topVia, ok bool) {
+func parseRequest(data string, rq *regRequest) (via topVia, ok bool) {
 	rq.reset()
 	head, _, found := strings.Cut(data, "\r\n\r\n")
 	if !found {
@@ -191,9 +203,18 @@ func parseRegister(data string, rq *regRequest) (via topVia, ok bool) {
 	start, head, _ := strings.Cut(head, "\r\n")
 	method, rest, _ := strings.Cut(start, " ")
 	uri, version, _ := strings.Cut(rest, " ")
-	if method != string(sip.REGISTER) || version != "SIP/2.0" {
+	switch sip.RequestMethod(method) {
+	case sip.REGISTER:
+		rq.method = sip.REGISTER
+	case sip.INVITE:
+		rq.method = sip.INVITE
+	default:
 		return via, false
 	}
+	if version != "SIP/2.0" {
+		return via, false
+	}
+	invite := rq.method == sip.INVITE
 	if err := sip.ParseUri(uri, &rq.ruri); err != nil {
 		return via, false
 	}
@@ -212,6 +233,7 @@ func parseRegister(data string, rq *regRequest) (via topVia, ok bool) {
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		switch {
 		case isName(name, "Via", "v"):
+			rq.looped = rq.looped || invite && strings.Contains(value, branchPrefix)
 			if !viaSeen {
 				viaSeen = true
 				if via, ok = parseTopVia(value); !ok {
@@ -227,6 +249,11 @@ func parseRegister(data string, rq *regRequest) (via topVia, ok bool) {
 				return via, false
 			}
 			rq.from, fromSeen = value, true
+			if invite {
+				if _, err := sip.ParseAddressValue(value, &rq.fromURI, &rq.fromParams); err != nil {
+					return via, false
+				}
+			}
 		case isName(name, "Call-ID", "i"):
 			if rq.callID != "" || value == "" {
 				return via, false
@@ -237,9 +264,17 @@ func parseRegister(data string, rq *regRequest) (via topVia, ok bool) {
 				return via, false
 			}
 		case isName(name, "Contact", "m"):
-			if !rq.parseContacts(value) {
+			if !invite && !rq.parseContacts(value) {
 				return via, false
 			}
+		case invite && isName(name, "Route", ""):
+			rq.routed = true
+		case invite && isName(name, "Max-Forwards", ""):
+			n, err := strconv.ParseUint(value, 10, 32)
+			if err != nil {
+				return via, false
+			}
+			rq.noHops = n == 0
 		default:
 			if long, keep := fieldName(name); keep {
 				rq.fields = append(rq.fields, field{long, value})

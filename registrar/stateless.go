@@ -52,6 +52,8 @@ func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 		PacketConn: pc, r: r,
 		work: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
+		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
+		acks:      r.metrics.requests.WithLabelValues(string(sip.ACK)),
 		tagPrefix: rand.Text()[:10] + ".",
 	}
 }
@@ -84,8 +86,15 @@ type statelessConn struct {
 	r       *Registrar
 	work    chan datagram
 	answers *answerCache
-	// requests counts REGISTERs, without a label lookup per request.
-	requests prometheus.Counter
+	// requests, invites and acks count REGISTERs, the INVITEs
+	// challenged here and the ACKs absorbed here, without a label lookup
+	// per request.
+	requests, invites, acks prometheus.Counter
+	// invite and inviteBuf are challenge's room for an INVITE and its
+	// answer, reused; inviteMu guards them.
+	inviteMu  sync.Mutex
+	invite    regRequest
+	inviteBuf []byte
 	// tagPrefix and tags make To tags: random per connection, then a count.
 	tagPrefix string
 	tags      atomic.Uint64
@@ -94,9 +103,18 @@ type statelessConn struct {
 	quit      chan struct{}
 }
 
-var registerPrefix = []byte("REGISTER ")
+var (
+	registerPrefix = []byte("REGISTER ")
+	invitePrefix   = []byte("INVITE ")
+	ackPrefix      = []byte("ACK ")
+	// proxyAuthorization is the field as UAs spell it, to pass an
+	// INVITE with credentials on without reading it; one spelled
+	// otherwise is read, and passed on all the same.
+	proxyAuthorization = []byte("\nProxy-Authorization:")
+)
 
-// ReadFrom passes every datagram but REGISTER requests on to sipgo.
+// ReadFrom passes every datagram on to sipgo but REGISTER requests, the
+// INVITEs it only challenges, and the ACKs to those challenges.
 func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
@@ -106,15 +124,111 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			c.once.Do(func() { c.stopped.Store(true); close(c.work); close(c.quit) })
 			return n, addr, err
 		}
-		if !bytes.HasPrefix(b[:n], registerPrefix) || c.stopped.Load() {
-			return n, addr, nil
+		data := b[:n]
+		switch {
+		case c.stopped.Load():
+		case bytes.HasPrefix(data, registerPrefix):
+			select {
+			case c.work <- datagram{data: string(data), addr: addr}:
+			default:
+				c.r.metrics.dropped.Inc()
+			}
+			continue
+		case bytes.HasPrefix(data, invitePrefix) && !c.r.authOff:
+			if c.challenge(data, addr) {
+				continue
+			}
+		case bytes.HasPrefix(data, ackPrefix):
+			if c.ownACK(data) {
+				c.acks.Inc()
+				continue
+			}
 		}
-		select {
-		case c.work <- datagram{data: string(b[:n]), addr: addr}:
-		default:
-			c.r.metrics.dropped.Inc()
+		return n, addr, nil
+	}
+}
+
+// challenge answers an INVITE with a 407, statelessly, when that is all
+// the proxy would answer it with (statelessChallenge), and reports
+// whether it did. It runs in ReadFrom, ahead of sipgo's parse, which it
+// saves: reading an INVITE this way costs less than sipgo's parse of it,
+// and an INVITE with credentials is passed on unread. A
+// retransmission gets the same 407 again, from the answer cache.
+func (c *statelessConn) challenge(b []byte, addr net.Addr) bool {
+	if bytes.Contains(b, proxyAuthorization) {
+		return false // statelessChallenge declines it: no need to read it
+	}
+	c.inviteMu.Lock()
+	defer c.inviteMu.Unlock()
+	d := datagram{data: string(b), addr: addr}
+	rq := &c.invite
+	via, ok := parseRequest(d.data, rq)
+	if !ok {
+		return false
+	}
+	se := c.r.statelessChallenge(rq, via)
+	if se == nil {
+		return false
+	}
+	c.invites.Inc()
+	rq.source = d.addr.String()
+	key, keyed := c.answers.key(via, rq.source)
+	if keyed {
+		if prev, seen := c.answers.claim(key, c.inviteBuf[:0]); seen {
+			if len(prev) > 0 {
+				_, _ = c.WriteTo(prev, d.addr)
+			}
+			c.inviteBuf = prev
+			return true
 		}
 	}
+	if c.r.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.r.logRefusal(slog.LevelDebug, sip.INVITE, rq.callID, rq.fromURI.String(), se)
+	}
+	out := c.appendReply(c.inviteBuf[:0], d, via.host, false, se.Code, se.Reason)
+	out = append(se.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
+	if keyed {
+		c.answers.store(key, out)
+	}
+	_, err := c.WriteTo(out, d.addr)
+	c.r.sent(sip.INVITE, rq.callID, se.Code, err)
+	c.inviteBuf = out
+	return true
+}
+
+// ownACK reports whether an ACK is for a final response sent statelessly
+// from this connection: its To tag is one of ours, and such a response
+// is never a 2xx, so the ACK ends here (RFC 3261 §17.2.1; Kamailio's sl
+// module absorbs these the same way). Without this sipgo would parse it,
+// find no transaction and hand it to the proxy, which drops it too.
+func (c *statelessConn) ownACK(b []byte) bool {
+	head, _, _ := bytes.Cut(b, []byte("\r\n\r\n"))
+	for len(head) > 0 {
+		var line []byte
+		line, head, _ = bytes.Cut(head, []byte("\r\n"))
+		name, value, found := bytes.Cut(line, []byte(":"))
+		name = bytes.TrimSpace(name)
+		if !found || !bytes.EqualFold(name, []byte("To")) && !bytes.EqualFold(name, []byte("t")) {
+			continue
+		}
+		// The parameters follow the URI, which is in brackets if it has
+		// parameters of its own.
+		if i := bytes.IndexByte(value, '>'); i >= 0 {
+			value = value[i+1:]
+		}
+		_, params, more := bytes.Cut(value, []byte(";"))
+		for more {
+			var p []byte
+			p, params, more = bytes.Cut(params, []byte(";"))
+			k, v, _ := bytes.Cut(p, []byte("="))
+			if bytes.EqualFold(bytes.TrimSpace(k), []byte("tag")) {
+				v = bytes.TrimSpace(v)
+				return len(v) > len(c.tagPrefix) && string(v[:len(c.tagPrefix)]) == c.tagPrefix
+			}
+		}
+		return false
+	}
+	return false
 }
 
 // expire drops old answers when no REGISTER comes to do it.
@@ -143,8 +257,8 @@ func (c *statelessConn) worker() {
 // returns for the next. rq is the worker's, reused from one request to
 // the next.
 func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
-	via, lean := parseRegister(d.data, rq)
-	var req *sip.Request // sipgo's parse, when parseRegister declined
+	via, lean := parseRequest(d.data, rq)
+	var req *sip.Request // sipgo's parse, when parseRequest declined
 	var err error
 	if !lean {
 		if req, err = parseSIP(d.data); err != nil {
@@ -215,7 +329,7 @@ func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
 	return out
 }
 
-// parseSIP parses a datagram that parseRegister declined, with sipgo.
+// parseSIP parses a datagram that parseRequest declined, with sipgo.
 func parseSIP(data string) (*sip.Request, error) {
 	msg, err := sip.ParseMessage([]byte(data))
 	if err != nil {
@@ -239,7 +353,7 @@ func fromURI(value string) string {
 }
 
 // appendReply appends the start of the final response to the REGISTER in
-// d, which parseRegister read: the status line, then Via, From, To,
+// d, which parseRequest read: the status line, then Via, From, To,
 // Call-ID and CSeq copied from the datagram as they came (RFC 3261
 // §8.2.6.2), the top Via with received and rport (RFC 3581 §4), To with
 // a tag unless it has one (toTag). That is most of an answer to

@@ -216,3 +216,95 @@ func contactsOf(res *sip.Response) []string {
 	}
 	return out
 }
+
+// An INVITE that the proxy would only challenge is answered 407 on the
+// stateless path, and the ACK to that 407 ends there; any other INVITE,
+// and any other ACK, goes on to sipgo.
+func TestStatelessChallengesInvites(t *testing.T) {
+	addr, passed := statelessServer(t)
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	invite := func(branch, from, to, extra string) string {
+		return crlf("INVITE sip:bob@example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-" + branch + ";rport\n" +
+			"Max-Forwards: 70\nFrom: <sip:" + from + ">;tag=a\nTo: " + to + "\nCall-ID: inv-" + branch + "\n" +
+			"CSeq: 1 INVITE\nContact: <sip:alice@" + local + ">\n" + extra + "Content-Length: 0\n")
+	}
+	// passedOn sends raw, then an OPTIONS, and reports whether raw came
+	// out of the reader before the OPTIONS did.
+	passedOn := func(t *testing.T, raw string) bool {
+		t.Helper()
+		opts := crlf("OPTIONS sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-o\nMax-Forwards: 70\n" +
+			"From: <sip:alice@example.test>;tag=o\nTo: <sip:example.test>\nCall-ID: opts\nCSeq: 1 OPTIONS\nContent-Length: 0\n")
+		for _, m := range []string{raw, opts} {
+			if _, err := c.Write([]byte(m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		found := false
+		for {
+			select {
+			case got := <-passed:
+				if got == raw {
+					found = true
+				}
+				if strings.HasPrefix(got, "OPTIONS ") {
+					return found
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the OPTIONS was not passed on")
+			}
+		}
+	}
+
+	inv := invite("i1", "alice@example.test", "<sip:bob@example.test>", "")
+	res := exchange(t, c, inv)
+	if res.StatusCode != 407 || res.GetHeader("Proxy-Authenticate") == nil {
+		t.Fatalf("got %d %s: want 407 with Proxy-Authenticate", res.StatusCode, res.Reason)
+	}
+	tag, _ := res.To().Params.Get("tag")
+	if via := res.Via(); tag == "" || via.Params.GetOr("received", "") != "127.0.0.1" || res.CSeq().MethodName != sip.INVITE {
+		t.Fatalf("407 with To %q, Via %q, CSeq %q", res.To().Value(), via.Value(), res.CSeq().Value())
+	}
+	if again := exchange(t, c, inv); again.String() != res.String() {
+		t.Fatalf("the retransmitted INVITE got\n%s\nwant the first 407\n%s", again, res)
+	}
+	ack := crlf("ACK sip:bob@example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-i1;rport\nMax-Forwards: 70\n" +
+		"From: <sip:alice@example.test>;tag=a\nTo: <sip:bob@example.test>;tag=" + tag + "\nCall-ID: inv-i1\nCSeq: 1 ACK\nContent-Length: 0\n")
+	if passedOn(t, ack) {
+		t.Error("the ACK to the stateless 407 was passed on")
+	}
+	if !passedOn(t, strings.Replace(ack, ";tag="+tag, ";tag=theirs", 1)) {
+		t.Error("an ACK with another To tag was absorbed")
+	}
+
+	req, err := sip.ParseMessage([]byte(invite("i2", "alice@example.test", "<sip:bob@example.test>", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize(t, req.(*sip.Request), res, "alice", "alice-secret", "MD5")
+	authz := "Proxy-Authorization: " + req.(*sip.Request).GetHeader("Proxy-Authorization").Value() + "\n"
+	for name, raw := range map[string]string{
+		"with credentials":    invite("i2", "alice@example.test", "<sip:bob@example.test>", authz),
+		"in a dialog":         invite("i3", "alice@example.test", "<sip:bob@example.test>;tag=b", ""),
+		"from another domain": invite("i4", "carol@elsewhere.test", "<sip:bob@example.test>", ""),
+		"with a route":        invite("i5", "alice@example.test", "<sip:bob@example.test>", "Route: <sip:127.0.0.1;lr>\n"),
+	} {
+		if !passedOn(t, raw) {
+			t.Errorf("an INVITE %s was not passed on", name)
+		}
+	}
+
+	addr, passed = statelessServer(t, registrar.WithoutAuth())
+	if c, err = net.Dial("udp", addr); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local = c.LocalAddr().String()
+	if !passedOn(t, invite("i6", "alice@example.test", "<sip:bob@example.test>", "")) {
+		t.Error("with auth off, an INVITE was not passed on")
+	}
+}
