@@ -172,7 +172,7 @@ func (c *statelessConn) challenge(b []byte, addr net.Addr) bool {
 	}
 	c.invites.Inc()
 	rq.source = d.addr.String()
-	key, keyed := c.answers.key(via, rq.source)
+	key, keyed := c.answers.key(via, sip.INVITE, rq.source)
 	if keyed {
 		if prev, seen := c.answers.claim(key, c.inviteBuf[:0]); seen {
 			if len(prev) > 0 {
@@ -277,7 +277,7 @@ func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
 		}
 	}
 	rq.transport, rq.source = "UDP", d.addr.String()
-	key, keyed := c.answers.key(via, rq.source)
+	key, keyed := c.answers.key(via, sip.REGISTER, rq.source)
 	if keyed {
 		if prev, seen := c.answers.claim(key, buf); seen {
 			// A retransmission: the same answer, or none while the first
@@ -477,10 +477,10 @@ func newAnswerCache() *answerCache {
 
 func newAnswerGen() answerGen { return answerGen{index: map[uint64]answerSpan{}} }
 
-// key identifies a REGISTER's transaction (RFC 3261 §17.2.3): the branch
-// and sent-by of its top Via, and where it came from (source). Requests
-// without an RFC 3261 branch have none.
-func (a *answerCache) key(via topVia, source string) (uint64, bool) {
+// key identifies a request's transaction (RFC 3261 §17.2.3): the branch
+// and sent-by of its top Via, its method, and where it came from
+// (source). Requests without an RFC 3261 branch have none.
+func (a *answerCache) key(via topVia, method sip.RequestMethod, source string) (uint64, bool) {
 	if len(via.branch) < 8 || via.branch[:7] != sip.RFC3261BranchMagicCookie {
 		return 0, false
 	}
@@ -492,6 +492,8 @@ func (a *answerCache) key(via topVia, source string) (uint64, bool) {
 	h.WriteByte(0)
 	h.WriteByte(byte(via.port >> 8))
 	h.WriteByte(byte(via.port))
+	h.WriteString(string(method))
+	h.WriteByte(0)
 	h.WriteString(source)
 	return h.Sum64(), true
 }

@@ -272,6 +272,14 @@ func TestStatelessChallengesInvites(t *testing.T) {
 	if again := exchange(t, c, inv); again.String() != res.String() {
 		t.Fatalf("the retransmitted INVITE got\n%s\nwant the first 407\n%s", again, res)
 	}
+	// A transaction is its branch and its method (RFC 3261 §17.2.3): a
+	// REGISTER reusing the branch is not a retransmission of the INVITE.
+	reg := crlf("REGISTER sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-i1;rport\n" +
+		"Max-Forwards: 70\nFrom: <sip:alice@example.test>;tag=a\nTo: <sip:alice@example.test>\nCall-ID: inv-i1\n" +
+		"CSeq: 2 REGISTER\nContact: <sip:alice@" + local + ">\nContent-Length: 0\n")
+	if got := exchange(t, c, reg); got.StatusCode != 401 {
+		t.Fatalf("a REGISTER with the INVITE's branch got %d, want its own 401", got.StatusCode)
+	}
 	ack := crlf("ACK sip:bob@example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-i1;rport\nMax-Forwards: 70\n" +
 		"From: <sip:alice@example.test>;tag=a\nTo: <sip:bob@example.test>;tag=" + tag + "\nCall-ID: inv-i1\nCSeq: 1 ACK\nContent-Length: 0\n")
 	if passedOn(t, ack) {
