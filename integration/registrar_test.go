@@ -225,7 +225,7 @@ func TestOversizedMessageIsRefused(t *testing.T) {
 // retransmits after the proxy let its transaction go (5 s after it
 // ended), is forwarded to the next Via (RFC 3261 §16.7), with the
 // proxy's own Via taken off.
-func TestStrayTwoHundredIsForwarded(t *testing.T) {
+func TestStrayResponsesAreForwarded(t *testing.T) {
 	r := startRegistrar(t, regOpts{})
 	caller, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -238,23 +238,28 @@ func TestStrayTwoHundredIsForwarded(t *testing.T) {
 	}
 	defer callee.Close()
 	port := caller.LocalAddr().(*net.UDPAddr).Port
-	ok := fmt.Sprintf("SIP/2.0 200 OK\r\n"+
-		"Via: SIP/2.0/UDP %s;branch=z9hG4bK-sl0123456789ab.stray\r\n"+
-		"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-caller;rport=%d;received=127.0.0.1\r\n"+
-		"From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: stray-1\r\nCSeq: 1 INVITE\r\n"+
-		"Contact: <sip:bob@127.0.0.1:1>\r\nContent-Length: 0\r\n\r\n", r.addr(), port, port)
-	if _, err := callee.Write([]byte(ok)); err != nil {
-		t.Fatal(err)
-	}
-	_ = caller.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 4096)
-	n, _, err := caller.ReadFrom(buf)
-	if err != nil {
-		t.Fatalf("the caller got nothing: %v\n%s", err, r.logTail())
-	}
-	got := string(buf[:n])
-	if !strings.HasPrefix(got, "SIP/2.0 200 OK\r\n") || strings.Contains(got, "z9hG4bK-sl") || !strings.Contains(got, "branch=z9hG4bK-caller") {
-		t.Fatalf("forwarded:\n%s", got)
+	// RFC 3261 §16.7: a response that matches no transaction is forwarded
+	// statelessly, whatever its status.
+	for i, status := range []string{"200 OK", "486 Busy Here", "180 Ringing"} {
+		res := fmt.Sprintf("SIP/2.0 %s\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK-sl0123456789ab.stray%d\r\n"+
+			"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-caller%d;rport=%d;received=127.0.0.1\r\n"+
+			"From: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: stray-%d\r\nCSeq: 1 INVITE\r\n"+
+			"Contact: <sip:bob@127.0.0.1:1>\r\nContent-Length: 0\r\n\r\n", status, r.addr(), i, port, i, port, i)
+		if _, err := callee.Write([]byte(res)); err != nil {
+			t.Fatal(err)
+		}
+		_ = caller.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, _, err := caller.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("%s: the caller got nothing: %v\n%s", status, err, r.logTail())
+		}
+		got := string(buf[:n])
+		if !strings.HasPrefix(got, "SIP/2.0 "+status+"\r\n") || strings.Contains(got, "z9hG4bK-sl") ||
+			!strings.Contains(got, fmt.Sprintf("branch=z9hG4bK-caller%d;", i)) {
+			t.Fatalf("%s: forwarded:\n%s", status, got)
+		}
 	}
 }
 

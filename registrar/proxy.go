@@ -746,10 +746,11 @@ func (r *Registrar) hangUp(orig, inv *sip.Request, res *sip.Response) {
 }
 
 // forwardStateless sends a response that matched no transaction to the
-// next Via, when the top Via is ours.
+// next Via, when the top Via is ours: any response, provisional and
+// failures too, as RFC 3261 §16.7 says and Kamailio's core does.
 func (r *Registrar) forwardStateless(res *sip.Response) {
 	v := res.Via()
-	if v == nil || !r.isLocalHost(v.Host) || !res.IsSuccess() {
+	if v == nil || !r.isLocalHost(v.Host) {
 		return
 	}
 	if b, _ := v.Params.Get("branch"); !strings.HasPrefix(b, branchPrefix) {
