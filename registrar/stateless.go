@@ -352,12 +352,12 @@ func fromURI(value string) string {
 	return u.String()
 }
 
-// appendReply appends the start of the final response to the REGISTER in
-// d, which parseRequest read: the status line, then Via, From, To,
+// appendReply appends the start of the final response to the REGISTER or
+// INVITE in d, which parseRequest read: the status line, then Via, From, To,
 // Call-ID and CSeq copied from the datagram as they came (RFC 3261
 // §8.2.6.2), the top Via with received and rport (RFC 3581 §4), To with
-// a tag unless it has one (toTag). That is most of an answer to
-// REGISTER, and copying it is cheaper than rendering it again. sentBy is
+// a tag unless it has one (toTag). That is most of such an answer, and
+// copying it is cheaper than rendering it again. sentBy is
 // the top Via's host.
 func (c *statelessConn) appendReply(dst []byte, d datagram, sentBy string, toTag bool, code int, reason string) []byte {
 	dst = append(dst, "SIP/2.0 "...)
