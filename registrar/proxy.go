@@ -182,8 +182,10 @@ func (r *Registrar) route(req *sip.Request) (decision, error) {
 	}
 	inDialog := toTag(req) != ""
 
+	// Outside a dialog, a Route naming us (as a UA with an outbound proxy
+	// sends) waives no check; inside one, the route set decides.
 	if rh := req.Route(); rh != nil {
-		if !popped && !inDialog {
+		if !inDialog {
 			if err := r.authorizeRelay(req); err != nil {
 				return decision{}, err
 			}
@@ -206,10 +208,10 @@ func (r *Registrar) route(req *sip.Request) (decision, error) {
 		}
 		return decision{local: true, user: req.Recipient.User}, nil
 	}
-	if !popped {
-		if req.Method == sip.ACK {
-			return decision{}, fmt.Errorf("%w: ACK for %s not routed through us", ErrNoRoute, req.Recipient.String())
-		}
+	switch {
+	case req.Method == sip.ACK && !popped:
+		return decision{}, fmt.Errorf("%w: ACK for %s not routed through us", ErrNoRoute, req.Recipient.String())
+	case req.Method != sip.ACK && (!popped || !inDialog):
 		if err := r.authorizeRelay(req); err != nil {
 			return decision{}, err
 		}

@@ -453,17 +453,26 @@ func TestProxyStatus(t *testing.T) {
 	tests := []struct {
 		name     string
 		from, to string
+		route    bool
 		code     int
 	}{
 		{name: "a local caller is challenged", from: "alice@example.test", to: "bob@example.test", code: 407},
 		{name: "an unknown callee gets 404", from: "carol@elsewhere.test", to: "nobody@example.test", code: 404},
 		{name: "a callee with no binding gets 480", from: "carol@elsewhere.test", to: "bob@example.test", code: 480},
 		{name: "relaying for strangers is denied", from: "carol@elsewhere.test", to: "dave@elsewhere.test", code: 403},
+		// A Route naming the proxy, as a UA with an outbound proxy sends,
+		// changes none of that for a request outside a dialog.
+		{name: "a preloaded route opens no relay", from: "carol@elsewhere.test", to: "dave@elsewhere.test", route: true, code: 403},
+		{name: "a local caller with a preloaded route is challenged", from: "alice@example.test", to: "dave@elsewhere.test", route: true, code: 407},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			res := final(t, f.do(f.request(inviteReq(tt.from, tt.to), "10.0.0.7:5080")))
+			raw := inviteReq(tt.from, tt.to)
+			if tt.route {
+				raw = strings.Replace(raw, "Max-Forwards: 70", "Max-Forwards: 70\nRoute: <sip:127.0.0.1:5060;lr>", 1)
+			}
+			res := final(t, f.do(f.request(raw, "10.0.0.7:5080")))
 			if res.StatusCode != tt.code {
 				t.Fatalf("got %d %s, want %d", res.StatusCode, res.Reason, tt.code)
 			}
