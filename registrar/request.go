@@ -179,10 +179,11 @@ type topVia struct {
 
 // parseRequest reads a REGISTER or an INVITE from a datagram: only the
 // fields that register, statelessChallenge and the stateless answer
-// use, taking each value as a substring of data. It reports false for anything it does not read
-// the way sipgo's parser would, and then the caller parses the datagram
-// with sipgo: header lines folded or not ending in CRLF, a top Via with
-// a quote or an IPv6 address, a second To, From, Call-ID or CSeq, and
+// use, taking each value as a substring of data. It reports false for
+// anything it does not read the way sipgo's parser would, and then the
+// caller parses the datagram with sipgo: header lines folded or not
+// ending in CRLF, a top Via with a quote or an IPv6 address, a second
+// To, From, Call-ID, CSeq or (in an INVITE) Max-Forwards, and
 // anything sipgo's URI or address parser rejects.
 //
 // This is written here because it is the registrar's hot path: sipgo's
@@ -219,7 +220,7 @@ func parseRequest(data string, rq *regRequest) (via topVia, ok bool) {
 		return via, false
 	}
 	rq.host = rq.ruri.Host
-	var fromSeen, viaSeen bool
+	var fromSeen, viaSeen, hopsSeen bool
 	for len(head) > 0 {
 		var line string
 		line, head, _ = strings.Cut(head, "\r\n")
@@ -270,11 +271,12 @@ func parseRequest(data string, rq *regRequest) (via topVia, ok bool) {
 		case invite && isName(name, "Route", ""):
 			rq.routed = true
 		case invite && isName(name, "Max-Forwards", ""):
+			// sipgo reads the first; a second is left to it.
 			n, err := strconv.ParseUint(value, 10, 32)
-			if err != nil {
+			if err != nil || hopsSeen {
 				return via, false
 			}
-			rq.noHops = n == 0
+			rq.noHops, hopsSeen = n == 0, true
 		default:
 			if long, keep := fieldName(name); keep {
 				rq.fields = append(rq.fields, field{long, value})

@@ -101,6 +101,7 @@ var invites = map[string]struct {
 	"from a foreign domain":     {strings.Replace(benchInvite(""), "From: <sip:alice@127.0.0.1>", "From: <sip:alice@elsewhere.test>", 1), false},
 	"with a route":              {strings.Replace(benchInvite(""), "Max-Forwards: 70", "Route: <sip:127.0.0.1;lr>\r\nMax-Forwards: 70", 1), false},
 	"no hops left":              {strings.Replace(benchInvite(""), "Max-Forwards: 70", "Max-Forwards: 0", 1), false},
+	"no hops left, then some":   {strings.Replace(benchInvite(""), "Max-Forwards: 70", "Max-Forwards: 0\r\nMax-Forwards: 70", 1), false},
 	"looped":                    {strings.Replace(benchInvite(""), "Max-Forwards: 70", "Via: SIP/2.0/UDP 127.0.0.1;branch="+branchPrefix+"x.y\r\nMax-Forwards: 70", 1), false},
 	"to the registrar":          {strings.Replace(benchInvite(""), "INVITE sip:bob@127.0.0.1:5060", "INVITE sip:127.0.0.1", 1), false},
 	"unsupported proxy-require": {strings.Replace(benchInvite(""), "Max-Forwards: 70", "Proxy-Require: foo\r\nMax-Forwards: 70", 1), false},
