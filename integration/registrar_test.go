@@ -238,9 +238,8 @@ func TestStrayResponsesAreForwarded(t *testing.T) {
 	}
 	defer callee.Close()
 	port := caller.LocalAddr().(*net.UDPAddr).Port
-	// RFC 3261 §16.7: a response that matches no transaction is forwarded
-	// statelessly, whatever its status.
-	for i, status := range []string{"200 OK", "486 Busy Here", "180 Ringing"} {
+	stray := func(i int, status string) {
+		t.Helper()
 		res := fmt.Sprintf("SIP/2.0 %s\r\n"+
 			"Via: SIP/2.0/UDP %s;branch=z9hG4bK-sl0123456789ab.stray%d\r\n"+
 			"Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-caller%d;rport=%d;received=127.0.0.1\r\n"+
@@ -249,6 +248,14 @@ func TestStrayResponsesAreForwarded(t *testing.T) {
 		if _, err := callee.Write([]byte(res)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// RFC 3261 §16.7: a final response that matches no transaction is
+	// forwarded statelessly, whatever its status. A provisional one came
+	// after its final response, and is dropped: the final response
+	// after it is the first thing the caller gets.
+	for i, status := range []string{"200 OK", "486 Busy Here"} {
+		stray(2*i, "180 Ringing")
+		stray(2*i+1, status)
 		_ = caller.SetReadDeadline(time.Now().Add(3 * time.Second))
 		buf := make([]byte, 4096)
 		n, _, err := caller.ReadFrom(buf)
@@ -257,7 +264,7 @@ func TestStrayResponsesAreForwarded(t *testing.T) {
 		}
 		got := string(buf[:n])
 		if !strings.HasPrefix(got, "SIP/2.0 "+status+"\r\n") || strings.Contains(got, "z9hG4bK-sl") ||
-			!strings.Contains(got, fmt.Sprintf("branch=z9hG4bK-caller%d;", i)) {
+			!strings.Contains(got, fmt.Sprintf("branch=z9hG4bK-caller%d;", 2*i+1)) {
 			t.Fatalf("%s: forwarded:\n%s", status, got)
 		}
 	}

@@ -747,12 +747,18 @@ func (r *Registrar) hangUp(orig, inv *sip.Request, res *sip.Response) {
 	}
 }
 
-// forwardStateless sends a response that matched no transaction to the
-// next Via, when the top Via is ours: any response, provisional and
-// failures too, as RFC 3261 §16.7 says and Kamailio's core does.
+// forwardStateless sends a final response that matched no transaction
+// to the next Via, when the top Via is ours (RFC 3261 §16.7): a 2xx
+// retransmitted, or a failure that came after its transaction ended.
+// A provisional response is dropped, although §16.7 says to forward it
+// too: a branch's transaction ends at its final response, so a
+// provisional that matches none came after the final one. sipgo hands
+// each response to its own goroutine, so a 180 can be overtaken by its
+// 200; relayed, it reached the caller after the 200. Kamailio's tm
+// drops such a late provisional too.
 func (r *Registrar) forwardStateless(res *sip.Response) {
 	v := res.Via()
-	if v == nil || !r.isLocalHost(v.Host) {
+	if v == nil || !r.isLocalHost(v.Host) || res.IsProvisional() {
 		return
 	}
 	if b, _ := v.Params.Get("branch"); !strings.HasPrefix(b, branchPrefix) {

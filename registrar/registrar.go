@@ -322,9 +322,9 @@ func (r *Registrar) ServeSIP(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// UnhandledResponse forwards a response that matched no client
-// transaction, such as a retransmitted 2xx to INVITE, or any response
-// that comes after its transaction has ended (RFC 3261 §16.7).
+// UnhandledResponse forwards a final response that matched no client
+// transaction, such as a retransmitted 2xx to INVITE, or a failure that
+// comes after its transaction has ended (RFC 3261 §16.7).
 // Install it with sip.WithTransactionLayerUnhandledResponseHandler.
 func (r *Registrar) UnhandledResponse(res *sip.Response) {
 	r.forwardStateless(res)
