@@ -62,18 +62,53 @@ func exchange(t *testing.T, c net.Conn, raw string) *sip.Response {
 	return msg.(*sip.Response)
 }
 
+// dial connects to addr over UDP for the rest of the test, and returns
+// the connection and its local address.
+func dial(t *testing.T, addr string) (net.Conn, string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, c.LocalAddr().String()
+}
+
+// passedOn sends raw on c, then an OPTIONS, and reports whether raw came
+// out of the reader (passed) before the OPTIONS did.
+func passedOn(t *testing.T, c net.Conn, passed chan string, raw string) bool {
+	t.Helper()
+	local := c.LocalAddr().String()
+	opts := crlf("OPTIONS sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-o\nMax-Forwards: 70\n" +
+		"From: <sip:alice@example.test>;tag=o\nTo: <sip:example.test>\nCall-ID: opts\nCSeq: 1 OPTIONS\nContent-Length: 0\n")
+	for _, m := range []string{raw, opts} {
+		if _, err := c.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := false
+	for {
+		select {
+		case got := <-passed:
+			if got == raw {
+				found = true
+			}
+			if strings.HasPrefix(got, "OPTIONS ") {
+				return found
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("the OPTIONS was not passed on")
+		}
+	}
+}
+
 func crlf(s string) string {
 	return strings.ReplaceAll(strings.TrimLeft(s, "\n"), "\n", "\r\n") + "\r\n"
 }
 
 func TestStatelessRegisterAnswersRetransmissionsTheSame(t *testing.T) {
 	addr, passed := statelessServer(t)
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
+	c, local := dial(t, addr)
 	reg := func(branch, cseq, authz string) string {
 		return crlf("REGISTER sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-" + branch + ";rport\n" +
 			"Max-Forwards: 70\nFrom: <sip:alice@example.test>;tag=a\nTo: <sip:alice@example.test>\nCall-ID: st-1\n" +
@@ -131,12 +166,7 @@ func TestStatelessRegisterAnswersRetransmissionsTheSame(t *testing.T) {
 // whatever form the request had them.
 func TestStatelessAnswersAreWellFormed(t *testing.T) {
 	addr, _ := statelessServer(t, registrar.WithoutAuth())
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
+	c, local := dial(t, addr)
 	_, port, _ := net.SplitHostPort(local)
 
 	t.Run("compact forms, several Vias, no rport", func(t *testing.T) {
@@ -222,44 +252,12 @@ func contactsOf(res *sip.Response) []string {
 // and any other ACK, goes on to sipgo.
 func TestStatelessChallengesInvites(t *testing.T) {
 	addr, passed := statelessServer(t)
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	local := c.LocalAddr().String()
+	c, local := dial(t, addr)
 	invite := func(branch, from, to, extra string) string {
 		return crlf("INVITE sip:bob@example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-" + branch + ";rport\n" +
 			"Max-Forwards: 70\nFrom: <sip:" + from + ">;tag=a\nTo: " + to + "\nCall-ID: inv-" + branch + "\n" +
 			"CSeq: 1 INVITE\nContact: <sip:alice@" + local + ">\n" + extra + "Content-Length: 0\n")
 	}
-	// passedOn sends raw, then an OPTIONS, and reports whether raw came
-	// out of the reader before the OPTIONS did.
-	passedOn := func(t *testing.T, raw string) bool {
-		t.Helper()
-		opts := crlf("OPTIONS sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-o\nMax-Forwards: 70\n" +
-			"From: <sip:alice@example.test>;tag=o\nTo: <sip:example.test>\nCall-ID: opts\nCSeq: 1 OPTIONS\nContent-Length: 0\n")
-		for _, m := range []string{raw, opts} {
-			if _, err := c.Write([]byte(m)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		found := false
-		for {
-			select {
-			case got := <-passed:
-				if got == raw {
-					found = true
-				}
-				if strings.HasPrefix(got, "OPTIONS ") {
-					return found
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("the OPTIONS was not passed on")
-			}
-		}
-	}
-
 	inv := invite("i1", "alice@example.test", "<sip:bob@example.test>", "")
 	res := exchange(t, c, inv)
 	if res.StatusCode != 407 || res.GetHeader("Proxy-Authenticate") == nil {
@@ -282,10 +280,10 @@ func TestStatelessChallengesInvites(t *testing.T) {
 	}
 	ack := crlf("ACK sip:bob@example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-i1;rport\nMax-Forwards: 70\n" +
 		"From: <sip:alice@example.test>;tag=a\nTo: <sip:bob@example.test>;tag=" + tag + "\nCall-ID: inv-i1\nCSeq: 1 ACK\nContent-Length: 0\n")
-	if passedOn(t, ack) {
+	if passedOn(t, c, passed, ack) {
 		t.Error("the ACK to the stateless 407 was passed on")
 	}
-	if !passedOn(t, strings.Replace(ack, ";tag="+tag, ";tag=theirs", 1)) {
+	if !passedOn(t, c, passed, strings.Replace(ack, ";tag="+tag, ";tag=theirs", 1)) {
 		t.Error("an ACK with another To tag was absorbed")
 	}
 
@@ -301,18 +299,14 @@ func TestStatelessChallengesInvites(t *testing.T) {
 		"from another domain": invite("i4", "carol@elsewhere.test", "<sip:bob@example.test>", ""),
 		"with a route":        invite("i5", "alice@example.test", "<sip:bob@example.test>", "Route: <sip:127.0.0.1;lr>\n"),
 	} {
-		if !passedOn(t, raw) {
+		if !passedOn(t, c, passed, raw) {
 			t.Errorf("an INVITE %s was not passed on", name)
 		}
 	}
 
 	addr, passed = statelessServer(t, registrar.WithoutAuth())
-	if c, err = net.Dial("udp", addr); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	local = c.LocalAddr().String()
-	if !passedOn(t, invite("i6", "alice@example.test", "<sip:bob@example.test>", "")) {
+	c, local = dial(t, addr)
+	if !passedOn(t, c, passed, invite("i6", "alice@example.test", "<sip:bob@example.test>", "")) {
 		t.Error("with auth off, an INVITE was not passed on")
 	}
 }

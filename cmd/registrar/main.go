@@ -102,7 +102,8 @@ func run(configPath string) error {
 	// and the collector's mark phases over them 30–60 ms long
 	// (docs/BENCHMARKS.md). What arrives later still works: a
 	// retransmitted request starts a new transaction, and a response
-	// that matches none is forwarded statelessly (UnhandledResponse).
+	// that matches none, if final, is forwarded statelessly
+	// (UnhandledResponse).
 	sip.Timer_J, sip.Timer_L, sip.Timer_M = transactionWait, transactionWait, transactionWait
 
 	sipLog := log.With("component", "sipgo")
