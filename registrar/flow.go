@@ -2,9 +2,7 @@ package registrar
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"hash"
 	"net"
 	"strings"
 	"sync"
@@ -101,33 +99,9 @@ const flowTokenPrefix = "ft-"
 const flowMAC = 9
 
 func (r *Registrar) flowToken(fk flowKey) string {
-	var b [flowMAC + 64]byte
-	raw := append(append(append(b[:0], fk.transport...), '|'), fk.addr...)
-	signed := r.signFlow(raw)
-	return flowTokenPrefix + base64.RawURLEncoding.EncodeToString(signed)
-}
-
-// signFlow returns the HMAC of raw, truncated, followed by raw. The HMACs
-// are pooled: a new one costs several allocations, and a call through
-// the proxy signs a token for its Record-Route and checks one for each
-// request in its dialog.
-func (r *Registrar) signFlow(raw []byte) []byte {
-	m := r.flowMACs.Get().(*flowMACState)
-	defer r.flowMACs.Put(m)
-	m.h.Reset()
-	m.h.Write(raw)
-	return append(m.h.Sum(m.sum[:0])[:flowMAC], raw...)
-}
-
-// flowMACState is a pooled HMAC with room for its sum, which would
-// otherwise escape to the heap through the hash.Hash interface.
-type flowMACState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-}
-
-func newFlowMAC(secret []byte) func() any {
-	return func() any { return &flowMACState{h: hmac.New(sha256.New, secret)} }
+	var raw, signed [64]byte
+	key := append(append(append(raw[:0], fk.transport...), '|'), fk.addr...)
+	return flowTokenPrefix + base64.RawURLEncoding.EncodeToString(append(r.flowMACs.Append(signed[:0], key, flowMAC), key...))
 }
 
 func (r *Registrar) parseFlowToken(tok string) (flowKey, bool) {
@@ -143,8 +117,9 @@ func (r *Registrar) parseFlowToken(tok string) (flowKey, bool) {
 	if err != nil || n <= flowMAC {
 		return flowKey{}, false
 	}
+	var mac [flowMAC]byte
 	sum, raw := dec[:flowMAC], dec[flowMAC:n]
-	if !hmac.Equal(sum, r.signFlow(raw)[:flowMAC]) {
+	if !hmac.Equal(sum, r.flowMACs.Append(mac[:0], raw, flowMAC)) {
 		return flowKey{}, false
 	}
 	transport, addr, ok := strings.Cut(string(raw), "|")

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipline/sipline/internal/macpool"
 	"github.com/sipline/sipline/registrar/digest"
 	"github.com/sipline/sipline/registrar/location"
 )
@@ -57,7 +58,7 @@ type Registrar struct {
 	singleChallengeAgents []string
 	nonceTTL              time.Duration
 	secret                []byte
-	flowMACs              sync.Pool // of *flowMACState, keyed with secret
+	flowMACs              *macpool.Pool // keyed with secret, for flow tokens
 	auth                  *digest.Server
 	expDefault            int
 	expMin                int
@@ -258,7 +259,7 @@ func New(store location.Store, opts ...Option) (*Registrar, error) {
 			return nil, fmt.Errorf("registrar: secret: %w", err)
 		}
 	}
-	r.flowMACs.New = newFlowMAC(r.secret)
+	r.flowMACs = macpool.New(r.secret)
 	if r.metrics == nil {
 		r.metrics = NewMetrics()
 	}

@@ -3,26 +3,25 @@ package digest
 import (
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"sync"
 	"time"
+
+	"github.com/sipline/sipline/internal/macpool"
 )
 
 // Server issues challenges and verifies credentials for one realm.
 // It is safe for concurrent use.
 type Server struct {
 	realm     string
-	secret    []byte
 	ttl       time.Duration
 	maxNonces int
 	now       func() time.Time
 
-	macs sync.Pool // of *macState: an HMAC keyed with secret
+	macs *macpool.Pool // keyed with secret
 
 	mu            sync.Mutex
 	counts        map[rawNonce]uint32 // nonce -> highest nc accepted
@@ -64,11 +63,10 @@ func NewServer(realm string, secret []byte, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("digest: secret of %d bytes, want at least 16", len(secret))
 	}
 	s := &Server{
-		realm: realm, secret: secret,
+		realm: realm, macs: macpool.New(secret),
 		ttl: 5 * time.Minute, maxNonces: 100_000, now: time.Now,
 		counts: map[rawNonce]uint32{},
 	}
-	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, s.secret)} }
 	for _, o := range opts {
 		o(s)
 	}
@@ -97,22 +95,8 @@ func (s *Server) Challenge(alg Algorithm, stale bool) Challenge {
 	}
 }
 
-// mac appends the truncated HMAC of b to dst. The HMACs are pooled: a
-// new one costs several allocations, and every REGISTER checks one.
-func (s *Server) mac(dst, b []byte) []byte {
-	m := s.macs.Get().(*macState)
-	defer s.macs.Put(m)
-	m.h.Reset()
-	m.h.Write(b)
-	return append(dst, m.h.Sum(m.sum[:0])[:nonceMAC]...)
-}
-
-// macState is a pooled HMAC with room for its sum, which would otherwise
-// escape to the heap through the hash.Hash interface on every call.
-type macState struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
-}
+// mac appends the truncated HMAC of b to dst.
+func (s *Server) mac(dst, b []byte) []byte { return s.macs.Append(dst, b, nonceMAC) }
 
 // issued checks a nonce's signature and returns it decoded, and when it
 // was issued.
