@@ -339,39 +339,52 @@ func uriHop(u *sip.Uri, fallback string) (hop, error) {
 const branchPrefix = sip.RFC3261BranchMagicCookie + "-sl"
 
 // forwardRequest builds the copy of req to send to h (RFC 3261 §16.6).
+//
+// The copy shares req's headers, except those it changes: sipgo's Clone
+// copied every header of every request and response relayed, a quarter
+// of what the proxy allocated under call load (docs/BENCHMARKS.md).
+// Shared headers are only read from then on; sipgo copies the ones it
+// builds ACK, CANCEL and responses from.
 func (r *Registrar) forwardRequest(req *sip.Request, h hop, target *sip.Uri, recordRoute bool) (*sip.Request, error) {
 	if !r.hasTransport(h.transport) {
 		return nil, fmt.Errorf("%w: %s to %s is not enabled", ErrNoRoute, h.transport, h.addr)
 	}
-	out := req.Clone()
+	recipient := req.Recipient
 	if target != nil {
-		out.Recipient = *target.Clone()
+		recipient = *target
 	}
-	if mf := out.MaxForwards(); mf != nil {
-		mf.Dec()
-	} else {
-		m := sip.MaxForwardsHeader(70)
-		out.AppendHeader(&m)
-	}
-	// Say where the request really came from (RFC 3261 §18.2.1, RFC 3581).
-	if v := out.Via(); v != nil {
-		if host, port, err := net.SplitHostPort(req.Source()); err == nil {
-			if v.Host != host {
-				v.Params.Add("received", host)
+	out := sip.NewRequest(req.Method, *recipient.Clone())
+	out.SipVersion = req.SipVersion
+	firstVia, maxForwards := true, false
+	for _, hd := range req.Headers() {
+		switch hd := hd.(type) {
+		case *sip.ViaHeader:
+			if firstVia {
+				firstVia = false
+				out.AppendHeader(receivedVia(hd, req.Source()))
+				continue
 			}
-			if v.Params.Has("rport") {
-				v.Params.Add("rport", port)
-				v.Params.Add("received", host)
+		case *sip.MaxForwardsHeader:
+			if !maxForwards {
+				maxForwards = true
+				mf := max(*hd, 1) - 1
+				out.AppendHeader(&mf)
+				continue
 			}
 		}
-	}
-	// Credentials for our realm are consumed here (RFC 3261 §22.3).
-	for pa := range headersNamed(out, "Proxy-Authorization") {
-		if c, err := digest.ParseCredentials(pa.Value()); err == nil && c.Realm == r.domain {
-			out.RemoveHeader("Proxy-Authorization")
-			break
+		if strings.EqualFold(hd.Name(), "Proxy-Authorization") {
+			// Credentials for our realm are consumed here (RFC 3261 §22.3).
+			if c, err := digest.ParseCredentials(hd.Value()); err == nil && c.Realm == r.domain {
+				continue
+			}
 		}
+		out.AppendHeader(hd)
 	}
+	if !maxForwards {
+		mf := sip.MaxForwardsHeader(70)
+		out.AppendHeader(&mf)
+	}
+	out.SetBody(req.Body())
 	in := strings.ToUpper(req.Transport())
 	outEP, inEP := r.endpoint(h.transport), r.endpoint(in)
 	if recordRoute {
@@ -398,6 +411,24 @@ func (r *Registrar) forwardRequest(req *sip.Request, h hop, target *sip.Uri, rec
 		}
 	}
 	return out, nil
+}
+
+// receivedVia is a copy of the Via a request came with that says where
+// it really came from (RFC 3261 §18.2.1, RFC 3581).
+func receivedVia(v *sip.ViaHeader, source string) *sip.ViaHeader {
+	host, port, err := net.SplitHostPort(source)
+	if err != nil || (v.Host == host && !v.Params.Has("rport")) {
+		return v
+	}
+	v = v.Clone()
+	if v.Host != host {
+		v.Params.Add("received", host)
+	}
+	if v.Params.Has("rport") {
+		v.Params.Add("rport", port)
+		v.Params.Add("received", host)
+	}
+	return v
 }
 
 func (r *Registrar) recordRoute(ep Endpoint, fk flowKey) *sip.RecordRouteHeader {
@@ -668,13 +699,20 @@ func bestResponse(finals []*sip.Response) *sip.Response {
 }
 
 // relayed turns a branch's response into the one for upstream: our Via
-// goes, and the transport layer sends it where the next Via says.
+// goes, and the transport layer sends it where the next Via says. The
+// other headers are shared with res, as in forwardRequest.
 func relayed(res *sip.Response) *sip.Response {
-	out := res.Clone()
-	out.RemoveHeader("Via")
-	out.SetDestination("")
-	out.SetSource("")
-	out.SetTransport("")
+	out := sip.NewResponse(res.StatusCode, res.Reason)
+	out.SipVersion = res.SipVersion
+	firstVia := true
+	for _, h := range res.Headers() {
+		if _, ok := h.(*sip.ViaHeader); ok && firstVia {
+			firstVia = false
+			continue
+		}
+		out.AppendHeader(h)
+	}
+	out.SetBody(res.Body())
 	return out
 }
 
