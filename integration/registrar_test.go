@@ -95,8 +95,28 @@ func TestCallThroughProxy(t *testing.T) {
 			if strings.Contains(msgs, "Proxy-Authorization") {
 				t.Errorf("the proxy passed alice's credentials on to bob")
 			}
+			// From UDP to UDP, the ACK and the BYE are relayed without a
+			// transaction (registrar/relay.go), and so is bob's 200 to
+			// the BYE, which alice's scenario waits for.
+			for _, m := range []string{"ACK sip:", "BYE sip:"} {
+				head := messageHead(msgs, m)
+				if got, want := strings.Contains(head, ";branch=z9hG4bK-sl."), tt.caller == "u1" && tt.callee == "u1"; got != want {
+					t.Errorf("%s relayed statelessly: %v, want %v\n%s", m, got, want, head)
+				}
+			}
 		})
 	}
+}
+
+// messageHead is the head of the first message in a sipp message log
+// that starts with start.
+func messageHead(log, start string) string {
+	i := strings.Index(log, start)
+	if i < 0 {
+		return ""
+	}
+	head, _, _ := strings.Cut(log[i:], "\r\n\r\n")
+	return head
 }
 
 func TestCancelWhileRinging(t *testing.T) {

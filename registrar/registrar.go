@@ -68,6 +68,10 @@ type Registrar struct {
 
 	client *sipgo.Client
 
+	// refused holds the re-INVITEs answered with a failure lately, whose
+	// ACKs are for the transaction, not to relay (relayInDialog).
+	refused branchSet
+
 	mu      sync.Mutex
 	udp     []net.PacketConn                // the sockets StatelessUDP wraps, for stray responses (writeUDP)
 	index   map[string]aorState             // AOR -> its bindings' count, next expiry, flows

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -93,6 +94,13 @@ func (r *Registrar) logRefusal(level slog.Level, method sip.RequestMethod, callI
 }
 
 func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip.Response) {
+	if req.IsInvite() && res.StatusCode >= 300 && toTag(req) != "" && strings.EqualFold(req.Transport(), "UDP") {
+		// Its ACK comes with a route set of ours, and is for tx: the
+		// socket reader is not to relay it.
+		if b, ok := req.Via().Params.Get("branch"); ok {
+			r.refused.add(req.Source(), b, r.now())
+		}
+	}
 	r.sent(req.Method, callID(req), res.StatusCode, tx.Respond(res))
 }
 

@@ -95,6 +95,11 @@ type statelessConn struct {
 	inviteMu  sync.Mutex
 	invite    regRequest
 	inviteBuf []byte
+	// relaying and relayBuf are the room of relayInDialog and
+	// relayResponse, reused; relayMu guards them.
+	relayMu  sync.Mutex
+	relaying relaying
+	relayBuf []byte
 	// tagPrefix and tags make To tags: random per connection, then a count.
 	tagPrefix string
 	tags      atomic.Uint64
@@ -111,10 +116,16 @@ var (
 	// INVITE with credentials on without reading it; one spelled
 	// otherwise is read, and passed on all the same.
 	proxyAuthorization = []byte("\nProxy-Authorization:")
+	// routeField and relayBranch pick the datagrams worth reading for
+	// relayInDialog and relayResponse.
+	routeField    = []byte("\nRoute:")
+	responseStart = []byte("SIP/2.0 ")
+	relayBranch   = []byte(";branch=" + relayPrefix)
 )
 
 // ReadFrom passes every datagram on to sipgo but REGISTER requests, the
-// INVITEs it only challenges, and the ACKs to those challenges.
+// INVITEs it only challenges, the ACKs to those challenges, and the
+// requests in a dialog it relays statelessly, with their responses.
 func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
@@ -141,6 +152,17 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		case bytes.HasPrefix(data, ackPrefix):
 			if c.ownACK(data) {
 				c.acks.Inc()
+				continue
+			}
+			if bytes.Contains(data, routeField) && c.relayInDialog(data, addr) {
+				continue
+			}
+		case bytes.HasPrefix(data, responseStart):
+			if bytes.Contains(data, relayBranch) && c.relayResponse(data) {
+				continue
+			}
+		case bytes.Contains(data, routeField):
+			if c.relayInDialog(data, addr) {
 				continue
 			}
 		}
