@@ -108,6 +108,38 @@ func TestCallThroughProxy(t *testing.T) {
 	}
 }
 
+// A re-INVITE refused with 488 inside a call: the caller's ACK for the
+// 488 is for the proxy's INVITE transaction, which ACKed the 488 to bob
+// itself (RFC 3261 §17.1.1.3), while the ACK for the call's 200 is
+// relayed statelessly. bob gets each once.
+func TestRefusedReinviteACKEndsAtTheProxy(t *testing.T) {
+	r := startRegistrar(t, regOpts{})
+	bob := register(t, r, "bob", "u1", 200, "3600", 15*time.Second, "uas_reinvite.xml")
+	registered(t, r, bob, "UDP")
+	sf := scenario(t, t.TempDir(), "uac_reinvite.xml", nil)
+	sipp(t, r, "alice", "u1", sf, 20*time.Second, "-key", "callee", "bob").mustPass(r, 25*time.Second)
+	var relayed, ours int
+	for rest := bob.messages(); ; {
+		i := strings.Index(rest, "ACK sip:")
+		if i < 0 {
+			break
+		}
+		head := messageHead(rest[i:], "ACK sip:")
+		rest = rest[i+len(head):]
+		switch {
+		case strings.Contains(head, ";branch=z9hG4bK-sl."):
+			relayed++
+		case strings.Contains(head, ";branch=z9hG4bK-sl"):
+			ours++
+		default:
+			t.Errorf("bob got an ACK not from the proxy:\n%s", head)
+		}
+	}
+	if relayed != 1 || ours != 1 {
+		t.Errorf("bob got %d ACKs relayed and %d from the proxy's transaction, want 1 and 1\n%s", relayed, ours, bob.logs(r))
+	}
+}
+
 // messageHead is the head of the first message in a sipp message log
 // that starts with start.
 func messageHead(log, start string) string {

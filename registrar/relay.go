@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"bytes"
 	"encoding/hex"
 	"hash/maphash"
 	"net"
@@ -131,7 +130,7 @@ func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
 
 	// Where to: as route decides for a request in a dialog.
 	var h hop
-	switch fromUDP := (flowKey{transport: "UDP", addr: addr.String()}); {
+	switch {
 	case rl.next != "":
 		var u sip.Uri
 		if sip.ParseUri(rl.next, &u) != nil || c.r.isSelf(&u) {
@@ -141,7 +140,7 @@ func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
 		if h, err = uriHop(&u, "UDP"); err != nil {
 			return false
 		}
-	case rl.flow != fromUDP:
+	case !rl.flowFrom(src):
 		h = hop{transport: rl.flow.transport, addr: rl.flow.addr}
 	default:
 		var u sip.Uri
@@ -222,6 +221,13 @@ type relaying struct {
 	next    string   // the URI of the first entry not ours
 	kept    []string // the entries not ours, as they came
 	uri     sip.Uri
+}
+
+// flowFrom reports whether the flow of the last token popped is the one
+// the request came on, from src over UDP.
+func (rl *relaying) flowFrom(src netip.AddrPort) bool {
+	ap, err := netip.ParseAddrPort(rl.flow.addr)
+	return err == nil && rl.flow.transport == "UDP" && netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == src
 }
 
 func (rl *relaying) reset() {
@@ -312,28 +318,28 @@ func toTagOf(value string) string {
 func (c *statelessConn) relayResponse(b []byte) bool {
 	c.relayMu.Lock()
 	defer c.relayMu.Unlock()
-	head, body, found := bytes.Cut(b, []byte("\r\n\r\n"))
+	head, body, found := strings.Cut(string(b), "\r\n\r\n")
 	if !found {
 		return false
 	}
 	out := c.relayBuf[:0]
 	var next netip.AddrPort
 	vias := 0
-	for first := true; len(head) > 0; first = false {
-		var line []byte
-		line, head, _ = bytes.Cut(head, []byte("\r\n"))
+	for first := true; head != ""; first = false {
+		var line string
+		line, head, _ = strings.Cut(head, "\r\n")
 		if first {
 			out = append(out, line...)
 			out = append(out, "\r\n"...)
 			continue
 		}
-		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' || bytes.ContainsAny(line, "\r\n") {
+		if line == "" || line[0] == ' ' || line[0] == '\t' || strings.ContainsAny(line, "\r\n") {
 			return false
 		}
-		name, value, _ := bytes.Cut(line, []byte(":"))
-		if isName(string(bytes.TrimSpace(name)), "Via", "v") && vias < 2 {
+		name, value, _ := strings.Cut(line, ":")
+		if vias < 2 && isName(strings.TrimSpace(name), "Via", "v") {
 			vias++
-			v := strings.TrimSpace(string(value))
+			v := strings.TrimSpace(value)
 			if vias == 1 {
 				// Ours, alone on its line.
 				via, ok := parseTopVia(v)

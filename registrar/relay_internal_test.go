@@ -238,3 +238,33 @@ func TestBranchSetForgets(t *testing.T) {
 		t.Error("another source's branch is in the set")
 	}
 }
+
+// BenchmarkRelay is a BYE inside a dialog relayed from the UDP socket,
+// and bob's 200 to it relayed back: what sipgo did with two
+// transactions and two parses before.
+func BenchmarkRelay(b *testing.B) {
+	r, c, pc := newRelay(b)
+	alice := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 5070}
+	own := r.flowToken(flowKey{transport: "UDP", addr: alice.String()})
+	callee := r.flowToken(flowKey{transport: "UDP", addr: "127.0.0.2:5080"})
+	req := []byte(bye("Route: <sip:"+callee+"@127.0.0.1:5060;transport=udp;lr>, <sip:"+own+"@127.0.0.1:5060;transport=udp;lr>\r\n", "Max-Forwards: 70\r\n"))
+	b.Run("request", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !c.relayInDialog(req, alice) {
+				b.Fatal("not relayed")
+			}
+		}
+	})
+	head, _, _ := strings.Cut(string(pc.data), "\r\n\r\n")
+	_, head, _ = strings.Cut(head, "\r\n")
+	res := []byte("SIP/2.0 200 OK\r\n" + head + "\r\n\r\n")
+	b.Run("response", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !c.relayResponse(res) {
+				b.Fatal("not relayed")
+			}
+		}
+	})
+}
