@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,24 +44,53 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that is free for both UDP and TCP.
+// freePort returns a loopback port that is free for both UDP and TCP, with
+// the port two above it free for UDP too: sipp's -rtp_echo takes -mp for
+// audio and -mp+2 for video. It picks below the kernel's ephemeral range,
+// so that a socket opened elsewhere without a port (sipp's, a test
+// client's, another package's) cannot take it between this check and its
+// use; with ports the kernel chose, that happened ("Unable to bind audio
+// RTP socket ... Address already in use"). No port is handed out twice.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := 20000 + rand.IntN(12000) // ephemeral ports start at 32768 (ip_local_port_range)
+		if portsGiven[port] || portsGiven[port+2] || portsGiven[port-2] {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
+		if free(port, true) && free(port+2, false) {
+			portsGiven[port] = true
 			return port
 		}
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// free reports whether port is free on 127.0.0.1 for UDP, and for TCP too
+// if tcp.
+func free(port int, tcp bool) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	defer u.Close()
+	if tcp {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return false
+		}
+		l.Close()
+	}
+	return true
 }
 
 // registrar is one running registrar process.
