@@ -97,8 +97,10 @@ func (r *Registrar) respond(tx sip.ServerTransaction, req *sip.Request, res *sip
 	if req.IsInvite() && res.StatusCode >= 300 && toTag(req) != "" && strings.EqualFold(req.Transport(), "UDP") {
 		// Its ACK comes with a route set of ours, and is for tx: the
 		// socket reader is not to relay it.
-		if b, ok := req.Via().Params.Get("branch"); ok {
-			r.refused.add(req.Source(), b, r.now())
+		if v := req.Via(); v != nil {
+			if b, ok := v.Params.Get("branch"); ok {
+				r.refused.add(req.Source(), b, r.now())
+			}
 		}
 	}
 	r.sent(req.Method, callID(req), res.StatusCode, tx.Respond(res))
