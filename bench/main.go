@@ -32,7 +32,9 @@ type plan struct {
 	keep      bool          // keep the working directory
 	// halfRounds is how many times each server runs at half Kamailio's
 	// maximum, alternating, so that a noisy moment on the machine falls
-	// on one round of one server rather than decides the comparison.
+	// on one round of one server rather than decides the comparison. With
+	// three, the median absorbed one noisy round, and two in one server's
+	// rounds decided several runs (docs/BENCHMARKS.md); five absorb two.
 	halfRounds int
 	halfStep   time.Duration // length of each of those steps
 	// retryFailed runs a failed step of the search once more before the
@@ -40,7 +42,7 @@ type plan struct {
 	retryFailed bool
 }
 
-var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 3, halfStep: 10 * time.Second, retryFailed: true, bindings: 100000, phoneCall: 10 * time.Second}
+var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 5, halfStep: 10 * time.Second, retryFailed: true, bindings: 100000, phoneCall: 10 * time.Second}
 
 // smokePlan checks that the harness works, in seconds: no figure from it
 // means anything.
