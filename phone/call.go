@@ -469,24 +469,28 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if p.cfg.AutoAnswer {
 		c.decide <- decision{answer: true}
 	}
+	// A call refused here ends before its final response goes out, so
+	// that the phone is free when the caller learns of it: a caller that
+	// called again at once was answered 486 Busy Here by the call it had
+	// just been refused.
 	select {
 	case d := <-c.decide:
 		if !d.answer {
-			_ = dlg.Respond(d.code, reasonFor(d.code), nil)
 			c.end(fmt.Sprintf("rejected here with %d", d.code))
+			_ = dlg.Respond(d.code, reasonFor(d.code), nil)
 			return
 		}
 	case <-dlg.Context().Done():
 		c.end("cancelled by the caller")
 		return
 	case <-time.After(3 * time.Minute):
-		_ = dlg.Respond(480, "Temporarily Unavailable", nil)
 		c.end("not answered")
+		_ = dlg.Respond(480, "Temporarily Unavailable", nil)
 		return
 	}
 	if err := c.startMedia(res); err != nil {
-		_ = dlg.Respond(500, "Server Internal Error", nil)
 		c.end("media failed: " + err.Error())
+		_ = dlg.Respond(500, "Server Internal Error", nil)
 		return
 	}
 	if err := dlg.RespondSDP(answer); err != nil {
