@@ -292,7 +292,8 @@ func (c *statelessConn) appendRelayBranch(dst []byte, via topVia, method string)
 	return hex.AppendEncode(dst, sum[:])
 }
 
-// toTagOf is the tag parameter of a To or From value, "" if none.
+// toTagOf is the tag parameter of a To or From value, "" if none. ownACK
+// and relayInDialog read To tags with it.
 func toTagOf(value string) string {
 	// The parameters follow the URI, which is in brackets if it has
 	// parameters of its own.

@@ -233,22 +233,8 @@ func (c *statelessConn) ownACK(b []byte) bool {
 		if !found || !bytes.EqualFold(name, []byte("To")) && !bytes.EqualFold(name, []byte("t")) {
 			continue
 		}
-		// The parameters follow the URI, which is in brackets if it has
-		// parameters of its own.
-		if i := bytes.IndexByte(value, '>'); i >= 0 {
-			value = value[i+1:]
-		}
-		_, params, more := bytes.Cut(value, []byte(";"))
-		for more {
-			var p []byte
-			p, params, more = bytes.Cut(params, []byte(";"))
-			k, v, _ := bytes.Cut(p, []byte("="))
-			if bytes.EqualFold(bytes.TrimSpace(k), []byte("tag")) {
-				v = bytes.TrimSpace(v)
-				return len(v) > len(c.tagPrefix) && string(v[:len(c.tagPrefix)]) == c.tagPrefix
-			}
-		}
-		return false
+		tag := toTagOf(string(value))
+		return len(tag) > len(c.tagPrefix) && tag[:len(c.tagPrefix)] == c.tagPrefix
 	}
 	return false
 }
