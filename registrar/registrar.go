@@ -73,7 +73,7 @@ type Registrar struct {
 	refused branchSet
 
 	mu      sync.Mutex
-	udp     []net.PacketConn                // the sockets StatelessUDP wraps, for stray responses (writeUDP)
+	udp     []net.PacketConn                // the sockets StatelessUDP returns, for stray responses (writeUDP)
 	index   map[string]aorState             // AOR -> its bindings' count, next expiry, flows
 	total   int                             // bindings in index
 	flows   map[flowKey]map[string]struct{} // stream flow -> AORs bound through it

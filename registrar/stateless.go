@@ -38,7 +38,7 @@ import (
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
 	r.mu.Lock()
-	r.udp = append(r.udp, pc)
+	r.udp = append(r.udp, c)
 	r.mu.Unlock()
 	for range statelessWorkers {
 		go c.worker()
@@ -49,7 +49,7 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 
 func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 	return &statelessConn{
-		PacketConn: pc, r: r,
+		PacketConn: pc, r: r, raw: newRawSender(pc),
 		work: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
 		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
@@ -83,6 +83,7 @@ type datagram struct {
 
 type statelessConn struct {
 	net.PacketConn
+	raw     *rawSender // writes, beside the descriptor's write lock
 	r       *Registrar
 	work    chan datagram
 	answers *answerCache
@@ -132,7 +133,7 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			// sipgo stops reading on an error; the workers stop too, and
 			// anything read after this goes to sipgo.
-			c.once.Do(func() { c.stopped.Store(true); close(c.work); close(c.quit) })
+			c.once.Do(func() { c.stopped.Store(true); close(c.work); close(c.quit); c.raw.close() })
 			return n, addr, err
 		}
 		data := b[:n]
@@ -168,6 +169,19 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		return n, addr, nil
 	}
+}
+
+// WriteTo sends b with one sendto(2), beside the runtime's write lock on
+// the descriptor (rawSender says why), or the locked way when it cannot.
+// Every write to the socket comes here: sipgo's, and this file's.
+func (c *statelessConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if err := c.raw.send(b, addrPort(addr)); err != errLocked {
+		if err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
 }
 
 // challenge answers an INVITE with a 407, statelessly, when that is all

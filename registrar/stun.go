@@ -2,7 +2,9 @@ package registrar
 
 import (
 	"encoding/binary"
+	"errors"
 	"net"
+	"syscall"
 )
 
 // AnswerSTUN wraps the UDP SIP socket so it answers STUN Binding requests,
@@ -13,6 +15,14 @@ import (
 func AnswerSTUN(pc net.PacketConn) net.PacketConn { return stunConn{pc} }
 
 type stunConn struct{ net.PacketConn }
+
+// SyscallConn is the socket's, for the raw writes of StatelessUDP.
+func (c stunConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.PacketConn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("not a socket")
+}
 
 const stunCookie = 0x2112A442
 
