@@ -25,8 +25,8 @@ func TestSmoke(t *testing.T) {
 			if len(m.Steps) == 0 || m.Steps[0].OK == 0 {
 				t.Errorf("%s: %s completed nothing: %+v", o.Test, who, m.Steps)
 			}
-			if m.Steps[0].Probes > 0 && m.Steps[0].P99 == 0 {
-				t.Errorf("%s: %s: no response times read", o.Test, who)
+			if st := m.Steps[0]; st.Probes == st.ProbesFailed || st.P99 == 0 {
+				t.Errorf("%s: %s: the prober timed nothing: %d probes, %d failed", o.Test, who, st.Probes, st.ProbesFailed)
 			}
 		}
 	}

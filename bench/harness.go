@@ -84,7 +84,7 @@ func (h *harness) all(only string) (*Report, error) {
 				if err != nil {
 					return nil, err
 				}
-				h.log.Printf("  at %d/s: p99 ours %v, Kamailio %v", half, u.P99, k.P99)
+				h.log.Printf("  at %d/s: p99 ours %v, Kamailio %v%s", half, u.P99, k.P99, sippP99s(u, k))
 				o.KamailioHalfRuns, o.OursHalfRuns = append(o.KamailioHalfRuns, *k), append(o.OursHalfRuns, *u)
 			}
 			o.KamailioAtHalf, o.OursAtHalf = medianP99(o.KamailioHalfRuns), medianP99(o.OursHalfRuns)
@@ -143,14 +143,32 @@ type Step struct {
 	Wall    time.Duration `json:"wall"`
 	OK      int           `json:"ok"`
 	Failed  int           `json:"failed"`
-	// Latency: from our prober for REGISTER (Probes exchanges), from
-	// sipp (whole milliseconds, INVITE to 200) for calls.
-	P50    time.Duration `json:"p50"`
-	P99    time.Duration `json:"p99"`
-	Probes int           `json:"probes,omitempty"`
+	// Latency: from our prober (Probes exchanges or calls, of which
+	// ProbesFailed failed), and sipp's own for calls (in its ticks of
+	// about 4 ms, from the first INVITE to the 200).
+	P50          time.Duration `json:"p50"`
+	P99          time.Duration `json:"p99"`
+	Probes       int           `json:"probes,omitempty"`
+	ProbesFailed int           `json:"probes_failed,omitempty"`
+	SippP50      time.Duration `json:"sipp_p50,omitempty"`
+	SippP99      time.Duration `json:"sipp_p99,omitempty"`
 	// CPUPerKms is the server's CPU time (all its processes) per 1000
 	// successful calls, in ms: what it costs, whoever else limits the rate.
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
+}
+
+// sippP99s reads ", sipp's p99 …" for steps under call load, else "".
+func sippP99s(steps ...*Step) string {
+	var s []string
+	for _, st := range steps {
+		if st.SippP99 > 0 {
+			s = append(s, st.SippP99.String())
+		}
+	}
+	if len(s) == 0 {
+		return ""
+	}
+	return ", sipp's p99 " + strings.Join(s, ", ")
 }
 
 // medianP99 is the step with the median p99 (the higher of the middle
@@ -189,7 +207,8 @@ func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err erro
 			if err != nil {
 				return kam, ours, err
 			}
-			h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v, %.0f ms CPU per 1000", sr.who, lt.name, rate, st.Rate, st.OK, st.Failed, st.P50, st.P99, st.CPUPerKms)
+			h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v (%d probes, %d failed)%s, %.0f ms CPU per 1000",
+				sr.who, lt.name, rate, st.Rate, st.OK, st.Failed, st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms)
 			if !sr.record(*st) && sr.retrying {
 				h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
 			}
@@ -265,7 +284,10 @@ func (s *search) record(st Step) bool {
 
 // probeEvery is how often the prober registers during a REGISTER step: a
 // 5 s step gives 2,500 exchanges, so the p99 is not a handful of them.
-const probeEvery = 2 * time.Millisecond
+// callProbeEvery is how often it places a call during a call step: 100
+// calls/s, under a tenth of the load at half Kamailio's maximum, and 1,000
+// calls in a 10 s round.
+const probeEvery, callProbeEvery = 2 * time.Millisecond, 10 * time.Millisecond
 
 // once runs one load step of the given length against a fresh server.
 func (h *harness) once(lt loadTest, who, users string, rate int, length time.Duration) (*Step, error) {
@@ -287,22 +309,24 @@ func (h *harness) once(lt loadTest, who, users string, rate int, length time.Dur
 	}
 	calls := int(float64(rate) * length.Seconds())
 	ticks := treeTicks(srv.cmd.Process.Pid)
-	var pr *prober
-	if !lt.call {
-		pr = startProber(srv.addr, lt.auth, h.plan.users, probeEvery)
+	every := probeEvery
+	if lt.call {
+		every = callProbeEvery
 	}
+	pr := startProber(srv.addr, lt.auth, lt.call, h.plan.users, every)
 	s, err := h.sipp(srv, lt.scenario, rate, calls, extra...)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s at %d/s: %w\n%s", who, lt.name, rate, err, srv.tail())
 	}
-	if pr != nil {
-		rtts, err := pr.finish()
-		if err != nil {
-			return nil, fmt.Errorf("%s: latency prober: %w", who, err)
-		}
-		sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
-		s.P50, s.P99, s.Probes = percentile(rtts, 0.50), percentile(rtts, 0.99), len(rtts)
+	rtts, failed, err := pr.finish()
+	if err != nil {
+		return nil, fmt.Errorf("%s: latency prober: %w", who, err)
 	}
+	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+	if lt.call {
+		s.SippP50, s.SippP99 = s.P50, s.P99
+	}
+	s.P50, s.P99, s.Probes, s.ProbesFailed = percentile(rtts, 0.50), percentile(rtts, 0.99), len(rtts), failed
 	if !srv.alive() {
 		return nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
 	}

@@ -14,35 +14,39 @@ import (
 // sipp times responses in whole milliseconds, too coarse for a registrar
 // that answers in a fraction of one. While sipp makes the load, a prober
 // registers one user at a time from its own socket and times each
-// exchange, first REGISTER to 200, with the monotonic clock.
+// exchange, first REGISTER to 200, with the monotonic clock. Under call
+// load it places one call at a time instead (callprobe.go).
 type prober struct {
 	addr  string
 	auth  bool
+	call  bool
 	users int
 	every time.Duration
 
-	stop chan struct{}
-	done sync.WaitGroup
-	mu   sync.Mutex
-	rtts []time.Duration
-	err  error
+	stop   chan struct{}
+	done   sync.WaitGroup
+	mu     sync.Mutex
+	rtts   []time.Duration
+	failed int
+	err    error
 }
 
 // probeTimeout counts as the latency of a lost exchange.
 const probeTimeout = time.Second
 
-func startProber(addr string, auth bool, users int, every time.Duration) *prober {
-	p := &prober{addr: addr, auth: auth, users: users, every: every, stop: make(chan struct{})}
+func startProber(addr string, auth, call bool, users int, every time.Duration) *prober {
+	p := &prober{addr: addr, auth: auth, call: call, users: users, every: every, stop: make(chan struct{})}
 	p.done.Add(1)
 	go p.run()
 	return p
 }
 
-// finish stops the prober and returns what it measured.
-func (p *prober) finish() ([]time.Duration, error) {
+// finish stops the prober and returns what it measured: each exchange's
+// time, a failed one counted as probeTimeout, and how many failed.
+func (p *prober) finish() ([]time.Duration, int, error) {
 	close(p.stop)
 	p.done.Wait()
-	return p.rtts, p.err
+	return p.rtts, p.failed, p.err
 }
 
 func (p *prober) run() {
@@ -53,6 +57,20 @@ func (p *prober) run() {
 		return
 	}
 	defer conn.Close()
+	probe := func(i int) (time.Duration, error) {
+		start := time.Now()
+		err := p.register(conn, fmt.Sprintf("u%d", p.users-1-i%p.users), i)
+		return time.Since(start), err
+	}
+	if p.call {
+		callee, err := p.startCallee()
+		if err != nil {
+			p.err = err
+			return
+		}
+		defer callee.Close()
+		probe = func(i int) (time.Duration, error) { return p.placeCall(conn, i) }
+	}
 	tick := time.NewTicker(p.every)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -61,14 +79,12 @@ func (p *prober) run() {
 			return
 		case <-tick.C:
 		}
-		user := fmt.Sprintf("u%d", p.users-1-i%p.users)
-		start := time.Now()
-		err := p.register(conn, user, i)
-		rtt := time.Since(start)
+		rtt, err := probe(i)
+		p.mu.Lock()
 		if err != nil {
 			rtt = probeTimeout
+			p.failed++
 		}
-		p.mu.Lock()
 		p.rtts = append(p.rtts, rtt)
 		p.mu.Unlock()
 	}
