@@ -153,7 +153,8 @@ type Step struct {
 	SippP50      time.Duration `json:"sipp_p50,omitempty"`
 	SippP99      time.Duration `json:"sipp_p99,omitempty"`
 	// CPUPerKms is the server's CPU time (all its processes) per 1000
-	// successful calls, in ms: what it costs, whoever else limits the rate.
+	// successful calls, sipp's and the prober's, in ms: what it costs,
+	// whoever else limits the rate.
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
 }
 
@@ -330,9 +331,9 @@ func (h *harness) once(lt loadTest, who, users string, rate int, length time.Dur
 	if !srv.alive() {
 		return nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
 	}
-	if s.OK > 0 {
+	if served := s.OK + s.Probes - s.ProbesFailed; served > 0 {
 		// 10 ms a tick, over thousands of requests.
-		s.CPUPerKms = float64(treeTicks(srv.cmd.Process.Pid)-ticks) * 10 / float64(s.OK) * 1000
+		s.CPUPerKms = float64(treeTicks(srv.cmd.Process.Pid)-ticks) * 10 / float64(served) * 1000
 	}
 	return s, nil
 }
