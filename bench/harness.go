@@ -351,18 +351,16 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 		"-max_recv_loops", "10000", "-max_sched_loops", "10000",
 		"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
 	args = append(args, srv.addr)
-	cmd := exec.Command("sipp", args...)
-	cmd.Dir = dir
-	out, _ := os.Create(filepath.Join(dir, "sipp.out"))
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
 	start := time.Now()
-	err = cmd.Run()
+	p, err := startProc("sipp", dir, exec.Command("sipp", args...))
+	if err != nil {
+		return nil, err
+	}
+	<-p.done
 	wall := time.Since(start)
 	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		b, _ := os.ReadFile(out.Name())
-		return nil, fmt.Errorf("sipp: %w: %s", err, tailOf(string(b), 15))
+	if err := p.err; err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		return nil, fmt.Errorf("sipp: %w: %s", err, p.tail())
 	}
 	s := &Step{Target: rate}
 	if s.OK, s.Failed, err = sippCounts(dir); err != nil {
@@ -455,11 +453,13 @@ func (h *harness) callee(srv *server) (*proc, error) {
 		return nil, err
 	}
 	common := []string{"-s", "bob", "-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-nostdin", "-max_recv_loops", "10000"}
-	reg := exec.Command("sipp", append(append([]string{"-sf", filepath.Join(h.root, "bench/sipp/callee.xml"),
-		"-au", "bob", "-ap", "bob-secret", "-m", "1", "-timeout", "10s", "-timeout_error"}, common...), srv.addr)...)
-	reg.Dir = dir
-	if out, err := reg.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("the callee did not register: %w\n%s", err, tailOf(string(out), 10))
+	reg, err := startProc("callee-register", dir, exec.Command("sipp", append(append([]string{"-sf", filepath.Join(h.root, "bench/sipp/callee.xml"),
+		"-au", "bob", "-ap", "bob-secret", "-m", "1", "-timeout", "10s", "-timeout_error"}, common...), srv.addr)...))
+	if err != nil {
+		return nil, err
+	}
+	if <-reg.done; reg.err != nil {
+		return nil, fmt.Errorf("the callee did not register: %w\n%s", reg.err, reg.tail())
 	}
 	return startProc("callee", dir, exec.Command("sipp", append([]string{"-sf", filepath.Join(h.root, "bench/sipp/answer.xml"),
 		"-timeout", "600s"}, common...)...))
@@ -470,6 +470,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
+	err     error // how it exited, once done is closed
 }
 
 func startProc(name, dir string, cmd *exec.Cmd) (*proc, error) {
@@ -482,11 +483,11 @@ func startProc(name, dir string, cmd *exec.Cmd) (*proc, error) {
 		cmd.Dir = dir
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := procgroup.Start(cmd); err != nil {
+	if err := start(p); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	go func() { p.err = cmd.Wait(); f.Close(); untrack(p); close(p.done) }()
 	return p, nil
 }
 

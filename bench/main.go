@@ -98,6 +98,7 @@ func main() {
 	// rare, so that they do not show up in either server's figures. The
 	// servers do not inherit it.
 	debug.SetGCPercent(800)
+	stopOnSignal()
 	r, err := run(p, *only, log.New(os.Stderr, "bench: ", log.Ltime))
 	if err != nil {
 		log.Fatal(err)
@@ -131,7 +132,15 @@ func run(p plan, only string, logger *log.Logger) (*Report, error) {
 	}
 	h := &harness{plan: p, dir: dir, root: root, bin: dir, log: logger}
 	restore := tuneSocketBuffers(logger)
-	defer restore()
+	running.Lock()
+	running.restore = restore
+	running.Unlock()
+	defer func() {
+		running.Lock()
+		running.restore = nil
+		running.Unlock()
+		restore()
+	}()
 	return h.all(only)
 }
 

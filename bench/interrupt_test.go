@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestInterruptStopsServers interrupts a smoke run while its servers are
+// up, and checks that none of the processes it started outlives it, and
+// that the socket buffer setting is put back.
+func TestInterruptStopsServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the harness")
+	}
+	bin := filepath.Join(t.TempDir(), "bench")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	rmem, _ := os.ReadFile("/proc/sys/net/core/rmem_default")
+	cmd := exec.Command(bin, "-smoke", "-keep", "-only", "calls with proxy auth", "-out", filepath.Join(t.TempDir(), "out.json"))
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stderr)
+	dir := ""
+	for dir == "" && lines.Scan() {
+		if _, d, ok := strings.Cut(lines.Text(), "working directory: "); ok {
+			dir = strings.TrimSpace(d)
+		}
+	}
+	if dir == "" {
+		t.Fatal("the run named no working directory")
+	}
+	defer os.RemoveAll(dir)
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	// Wait for a server of the run and its callee or sipp to be up.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(processesIn(dir)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no server of the run came up in %s", dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end on SIGINT")
+	}
+	// Processes are reaped by their parent, the run; what is left was
+	// never stopped.
+	if left := processesIn(dir); len(left) > 0 {
+		t.Errorf("still running after the run ended: %v", left)
+	}
+	if now, _ := os.ReadFile("/proc/sys/net/core/rmem_default"); string(now) != string(rmem) {
+		t.Errorf("net.core.rmem_default is %q, was %q", now, rmem)
+	}
+}
+
+// processesIn lists the command lines of running processes that name dir
+// or work in it: the servers, callees and sipps a run started there.
+func processesIn(dir string) []string {
+	var found []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || !strings.Contains(string(b), dir) && !strings.HasPrefix(cwd, dir) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
+			continue // a zombie: exited, not yet reaped
+		}
+		found = append(found, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return found
+}
