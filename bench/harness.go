@@ -316,12 +316,12 @@ func (h *harness) once(lt loadTest, who, users string, rate int, length time.Dur
 	}
 	pr := startProber(srv.addr, lt.auth, lt.call, h.plan.users, every)
 	s, err := h.sipp(srv, lt.scenario, rate, calls, extra...)
+	rtts, failed, perr := pr.finish()
 	if err != nil {
 		return nil, fmt.Errorf("%s %s at %d/s: %w\n%s", who, lt.name, rate, err, srv.tail())
 	}
-	rtts, failed, err := pr.finish()
-	if err != nil {
-		return nil, fmt.Errorf("%s: latency prober: %w", who, err)
+	if perr != nil {
+		return nil, fmt.Errorf("%s: latency prober: %w", who, perr)
 	}
 	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
 	if lt.call {

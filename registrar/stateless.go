@@ -173,7 +173,8 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteTo sends b with one sendto(2), beside the runtime's write lock on
 // the descriptor (rawSender says why), or the locked way when it cannot.
-// Every write to the socket comes here: sipgo's, and this file's.
+// Every write to the socket comes here: sipgo's, the stateless answers
+// and relays, and writeUDP's.
 func (c *statelessConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if err := c.raw.send(b, addrPort(addr)); err != errLocked {
 		if err != nil {
