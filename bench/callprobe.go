@@ -3,11 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"strings"
 	"time"
-
-	"github.com/sipline/sipline/registrar/digest"
 )
 
 // sipp's clock under call load moves in ticks of about 4 ms (every
@@ -70,10 +69,8 @@ func answerCalls(conn net.Conn) {
 func reply(req, status, extra string) string {
 	var b strings.Builder
 	b.WriteString("SIP/2.0 " + status + "\r\n")
-	head, _, _ := strings.Cut(req, "\r\n\r\n")
-	for _, line := range strings.Split(head, "\r\n")[1:] {
-		name, _, _ := strings.Cut(line, ":")
-		switch strings.ToLower(strings.TrimSpace(name)) {
+	for name, line := range headerLines(req) {
+		switch name {
 		case "via", "v", "from", "f", "call-id", "i", "cseq", "record-route":
 			b.WriteString(line + "\r\n")
 		case "to", "t":
@@ -86,6 +83,28 @@ func reply(req, status, extra string) string {
 	}
 	b.WriteString(extra + "Content-Length: 0\r\n\r\n")
 	return b.String()
+}
+
+// headerLines yields the header lines of a SIP message, each with its
+// field name in lower case. Folded lines are not joined: neither server
+// folds, nor does this prober.
+func headerLines(msg string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		head, _, _ := strings.Cut(msg, "\r\n\r\n")
+		_, head, _ = strings.Cut(head, "\r\n") // the start line
+		for line := range strings.SplitSeq(head, "\r\n") {
+			name, _, _ := strings.Cut(line, ":")
+			if !yield(strings.ToLower(strings.TrimSpace(name)), line) {
+				return
+			}
+		}
+	}
+}
+
+// valueOf is a header line's value, trimmed.
+func valueOf(line string) string {
+	_, value, _ := strings.Cut(line, ":")
+	return strings.TrimSpace(value)
 }
 
 // placeCall makes call i: INVITE, with credentials after a 407 when
@@ -114,15 +133,10 @@ func (p *prober) placeCall(conn net.Conn, i int) (time.Duration, error) {
 		if _, err := conn.Write([]byte(request("ACK", target, 1, 1, toTagOf(res), ""))); err != nil {
 			return 0, err
 		}
-		nonce, realm := nonceRE.FindStringSubmatch(res), realmRE.FindStringSubmatch(res)
-		if nonce == nil || realm == nil {
-			return 0, fmt.Errorf("407 without nonce or realm")
+		authz, err := credentials("Proxy-Authorization", res, probeCaller, "INVITE", target, i)
+		if err != nil {
+			return 0, err
 		}
-		ha1 := digest.HA1(digest.MD5, probeCaller, realm[1], probeCaller+"-secret")
-		cnonce := fmt.Sprintf("c%d", i)
-		resp := digest.Response(digest.MD5, ha1, nonce[1], "00000001", cnonce, "auth", "INVITE", target)
-		authz := fmt.Sprintf("Proxy-Authorization: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=MD5, qop=auth, nc=00000001, cnonce=%q\r\n",
-			probeCaller, realm[1], nonce[1], target, resp, cnonce)
 		cseq = 2
 		if res, err = exchange(conn, request("INVITE", target, 2, cseq, "", authz)); err != nil {
 			return 0, err
@@ -136,14 +150,12 @@ func (p *prober) placeCall(conn net.Conn, i int) (time.Duration, error) {
 	// Record-Route (RFC 3261 §12.1.2).
 	var routes []string
 	contact := ""
-	head, _, _ := strings.Cut(res, "\r\n\r\n")
-	for _, line := range strings.Split(head, "\r\n") {
-		name, value, _ := strings.Cut(line, ":")
-		switch strings.ToLower(strings.TrimSpace(name)) {
+	for name, line := range headerLines(res) {
+		switch name {
 		case "record-route":
-			routes = append(routes, strings.TrimSpace(value))
+			routes = append(routes, valueOf(line))
 		case "contact", "m":
-			contact = strings.Trim(strings.TrimSpace(value), "<>")
+			contact = strings.Trim(valueOf(line), "<>")
 		}
 	}
 	if contact == "" {
@@ -168,13 +180,11 @@ func (p *prober) placeCall(conn net.Conn, i int) (time.Duration, error) {
 
 // toTagOf is the To tag of a response, as ";tag=…", or "".
 func toTagOf(res string) string {
-	head, _, _ := strings.Cut(res, "\r\n\r\n")
-	for _, line := range strings.Split(head, "\r\n") {
-		name, value, _ := strings.Cut(line, ":")
-		if n := strings.ToLower(strings.TrimSpace(name)); n != "to" && n != "t" {
+	for name, line := range headerLines(res) {
+		if name != "to" && name != "t" {
 			continue
 		}
-		_, tag, ok := strings.Cut(value, ";tag=")
+		_, tag, ok := strings.Cut(valueOf(line), ";tag=")
 		if !ok {
 			return ""
 		}

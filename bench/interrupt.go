@@ -44,6 +44,13 @@ func start(p *proc) error {
 	return nil
 }
 
+// setRestore names what undoes the buffer setting, or nil once it is undone.
+func setRestore(f func()) {
+	running.Lock()
+	running.restore = f
+	running.Unlock()
+}
+
 func untrack(p *proc) {
 	running.Lock()
 	delete(running.procs, p)

@@ -132,15 +132,8 @@ func run(p plan, only string, logger *log.Logger) (*Report, error) {
 	}
 	h := &harness{plan: p, dir: dir, root: root, bin: dir, log: logger}
 	restore := tuneSocketBuffers(logger)
-	running.Lock()
-	running.restore = restore
-	running.Unlock()
-	defer func() {
-		running.Lock()
-		running.restore = nil
-		running.Unlock()
-		restore()
-	}()
+	setRestore(restore)
+	defer func() { setRestore(nil); restore() }()
 	return h.all(only)
 }
 

@@ -110,15 +110,10 @@ func (p *prober) register(conn net.Conn, user string, i int) error {
 		return err
 	}
 	if code := status(res); code == "401" && p.auth {
-		nonce, realm := nonceRE.FindStringSubmatch(res), realmRE.FindStringSubmatch(res)
-		if nonce == nil || realm == nil {
-			return fmt.Errorf("401 without nonce or realm")
+		authz, err := credentials("Authorization", res, user, "REGISTER", uri, i)
+		if err != nil {
+			return err
 		}
-		ha1 := digest.HA1(digest.MD5, user, realm[1], user+"-secret")
-		cnonce := fmt.Sprintf("c%d", i)
-		resp := digest.Response(digest.MD5, ha1, nonce[1], "00000001", cnonce, "auth", "REGISTER", uri)
-		authz := fmt.Sprintf("Authorization: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=MD5, qop=auth, nc=00000001, cnonce=%q\r\n",
-			user, realm[1], nonce[1], uri, resp, cnonce)
 		if res, err = exchange(conn, req(2, authz)); err != nil {
 			return err
 		}
@@ -127,6 +122,22 @@ func (p *prober) register(conn net.Conn, user string, i int) error {
 		return fmt.Errorf("REGISTER %s: %s", user, code)
 	}
 	return nil
+}
+
+// credentials is the field (Authorization or Proxy-Authorization) that
+// answers challenge, a 401 or 407, for user's request number i, with MD5
+// and qop=auth, as sipp answers it. The users' passwords are their names
+// and "-secret".
+func credentials(field, challenge, user, method, uri string, i int) (string, error) {
+	nonce, realm := nonceRE.FindStringSubmatch(challenge), realmRE.FindStringSubmatch(challenge)
+	if nonce == nil || realm == nil {
+		return "", fmt.Errorf("%s without nonce or realm", status(challenge))
+	}
+	ha1 := digest.HA1(digest.MD5, user, realm[1], user+"-secret")
+	cnonce := fmt.Sprintf("c%d", i)
+	resp := digest.Response(digest.MD5, ha1, nonce[1], "00000001", cnonce, "auth", method, uri)
+	return fmt.Sprintf("%s: Digest username=%q, realm=%q, nonce=%q, uri=%q, response=%q, algorithm=MD5, qop=auth, nc=00000001, cnonce=%q\r\n",
+		field, user, realm[1], nonce[1], uri, resp, cnonce), nil
 }
 
 func status(res string) string {
