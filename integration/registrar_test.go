@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,12 +96,19 @@ func TestCallThroughProxy(t *testing.T) {
 			if strings.Contains(msgs, "Proxy-Authorization") {
 				t.Errorf("the proxy passed alice's credentials on to bob")
 			}
-			// From UDP to UDP, the ACK and the BYE are relayed without a
-			// transaction (registrar/relay.go), and so is bob's 200 to
-			// the BYE, which alice's scenario waits for.
+			// From UDP to UDP, the socket reader proxies the INVITE with
+			// a transaction of its own (registrar/invite.go), and the ACK
+			// and the BYE are relayed without one (registrar/relay.go),
+			// and so is bob's 200 to the BYE, which alice's scenario
+			// waits for.
+			udp := tt.caller == "u1" && tt.callee == "u1"
+			head := messageHead(msgs, "INVITE sip:")
+			if got := regexp.MustCompile(`;branch=z9hG4bK-sl[0-9a-f]{12}\.t`).MatchString(head); got != udp {
+				t.Errorf("INVITE proxied by the socket reader: %v, want %v\n%s", got, udp, head)
+			}
 			for _, m := range []string{"ACK sip:", "BYE sip:"} {
 				head := messageHead(msgs, m)
-				if got, want := strings.Contains(head, ";branch=z9hG4bK-sl."), tt.caller == "u1" && tt.callee == "u1"; got != want {
+				if got, want := strings.Contains(head, ";branch=z9hG4bK-sl."), udp; got != want {
 					t.Errorf("%s relayed statelessly: %v, want %v\n%s", m, got, want, head)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"net/netip"
 	"slices"
@@ -447,18 +448,34 @@ func (r *Registrar) recordRoute(ep Endpoint, fk flowKey) *sip.RecordRouteHeader 
 // loopHash digests what a request's identity is for loop detection (RFC
 // 3261 §16.6 item 8).
 func loopHash(req *sip.Request) string {
-	h := sha256.New()
-	h.Write([]byte(req.Recipient.String()))
+	var fromTag string
 	if f := req.From(); f != nil {
-		h.Write([]byte(f.Params.GetOr("tag", "")))
+		fromTag = f.Params.GetOr("tag", "")
 	}
-	h.Write([]byte(toTag(req)))
-	h.Write([]byte(callID(req)))
+	var seq uint32
 	if c := req.CSeq(); c != nil {
-		h.Write([]byte(strconv.FormatUint(uint64(c.SeqNo), 10)))
+		seq = c.SeqNo
 	}
-	for pr := range headersNamed(req, "Proxy-Require") {
-		h.Write([]byte(pr.Value()))
+	return loopHashOf(req.Recipient.String(), fromTag, toTag(req), callID(req), seq, func(yield func(string) bool) {
+		for pr := range headersNamed(req, "Proxy-Require") {
+			if !yield(pr.Value()) {
+				return
+			}
+		}
+	})
+}
+
+// loopHashOf is loopHash of the parts it reads, for a request read
+// without sipgo's parse.
+func loopHashOf(ruri, fromTag, toTag, callID string, seq uint32, proxyRequire iter.Seq[string]) string {
+	h := sha256.New()
+	h.Write([]byte(ruri))
+	h.Write([]byte(fromTag))
+	h.Write([]byte(toTag))
+	h.Write([]byte(callID))
+	h.Write(strconv.AppendUint(nil, uint64(seq), 10))
+	for v := range proxyRequire {
+		h.Write([]byte(v))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:6])
 }

@@ -319,47 +319,18 @@ func toTagOf(value string) string {
 func (c *statelessConn) relayResponse(b []byte) bool {
 	c.relayMu.Lock()
 	defer c.relayMu.Unlock()
-	head, body, found := strings.Cut(string(b), "\r\n\r\n")
-	if !found {
+	out, rr, ok := appendRelayed(c.relayBuf[:0], string(b), "")
+	if !ok || rr.next == "" {
 		return false
 	}
-	out := c.relayBuf[:0]
-	var next netip.AddrPort
-	vias := 0
-	for first := true; head != ""; first = false {
-		var line string
-		line, head, _ = strings.Cut(head, "\r\n")
-		if first {
-			out = append(out, line...)
-			out = append(out, "\r\n"...)
-			continue
-		}
-		if line == "" || line[0] == ' ' || line[0] == '\t' || strings.ContainsAny(line, "\r\n") {
-			return false
-		}
-		name, value, _ := strings.Cut(line, ":")
-		if vias < 2 && isName(strings.TrimSpace(name), "Via", "v") {
-			vias++
-			v := strings.TrimSpace(value)
-			if vias == 1 {
-				// Ours, alone on its line.
-				via, ok := parseTopVia(v)
-				if !ok || strings.Contains(v, ",") || !strings.HasPrefix(via.branch, relayPrefix) || !c.r.isLocalHost(via.host) {
-					return false
-				}
-				continue
-			}
-			var ok bool
-			if next, ok = udpViaAddr(v); !ok {
-				return false
-			}
-		}
-		out = append(append(out, line...), "\r\n"...)
-	}
-	if vias < 2 || !c.reaches(next) {
+	via, ok := parseTopVia(rr.top)
+	if !ok || !strings.HasPrefix(via.branch, relayPrefix) || !c.r.isLocalHost(via.host) {
 		return false
 	}
-	out = append(append(out, "\r\n"...), body...)
+	next, ok := udpViaAddr(rr.next)
+	if !ok || !c.reaches(next) {
+		return false
+	}
 	c.relayBuf = out
 	if _, err := c.WriteTo(out, net.UDPAddrFromAddrPort(next)); err != nil {
 		c.r.log.Debug("relay response", "to", next.String(), "error", err)

@@ -48,13 +48,15 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 }
 
 func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
+	tagPrefix := rand.Text()[:10] + "."
 	return &statelessConn{
 		PacketConn: pc, r: r, raw: newRawSender(pc),
 		work: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
 		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
 		acks:      r.metrics.requests.WithLabelValues(string(sip.ACK)),
-		tagPrefix: rand.Text()[:10] + ".",
+		tagPrefix: tagPrefix,
+		calls:     map[serverKey]*inviteTx{}, txs: map[string]*inviteTx{}, txMark: []byte(".t" + tagPrefix), t1: timerT1,
 	}
 }
 
@@ -101,7 +103,18 @@ type statelessConn struct {
 	relayMu  sync.Mutex
 	relaying relaying
 	relayBuf []byte
-	// tagPrefix and tags make To tags: random per connection, then a count.
+	// calls and txs are proxyInvite's transactions, by the caller's
+	// Via and by ours; txMark is in our branches. txMu guards them, the
+	// transactions, and txBuf and ackBuf, the room to build messages in.
+	txMu   sync.Mutex
+	calls  map[serverKey]*inviteTx
+	txs    map[string]*inviteTx
+	txMark []byte
+	txBuf  []byte
+	ackBuf []byte
+	t1     time.Duration // timerT1
+	// tagPrefix and tags make To tags and branches: random per
+	// connection, then a count.
 	tagPrefix string
 	tags      atomic.Uint64
 	once      sync.Once
@@ -113,6 +126,7 @@ var (
 	registerPrefix = []byte("REGISTER ")
 	invitePrefix   = []byte("INVITE ")
 	ackPrefix      = []byte("ACK ")
+	cancelPrefix   = []byte("CANCEL ")
 	// proxyAuthorization is the field as UAs spell it, to pass an
 	// INVITE with credentials on without reading it; one spelled
 	// otherwise is read, and passed on all the same.
@@ -146,11 +160,18 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 				c.r.metrics.dropped.Inc()
 			}
 			continue
-		case bytes.HasPrefix(data, invitePrefix) && !c.r.authOff:
-			if c.challenge(data, addr) {
+		case bytes.HasPrefix(data, invitePrefix):
+			if !c.r.authOff && c.challenge(data, addr) || c.proxyInvite(data, addr) {
+				continue
+			}
+		case bytes.HasPrefix(data, cancelPrefix):
+			if c.txCancel(data, addr) {
 				continue
 			}
 		case bytes.HasPrefix(data, ackPrefix):
+			if c.txACK(data) {
+				continue
+			}
 			if c.ownACK(data) {
 				c.acks.Inc()
 				continue
@@ -159,7 +180,8 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 				continue
 			}
 		case bytes.HasPrefix(data, responseStart):
-			if bytes.Contains(data, relayBranch) && c.relayResponse(data) {
+			if bytes.Contains(data, relayBranch) && c.relayResponse(data) ||
+				bytes.Contains(data, c.txMark) && c.txResponse(data) {
 				continue
 			}
 		case bytes.Contains(data, routeField):
