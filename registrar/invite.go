@@ -96,6 +96,9 @@ type inviteTx struct {
 	upCode      int  // the final status sent upstream, 0 before
 	upDone      bool // that was a 2xx, or its ACK came, or Timer H fired
 
+	// ob is where sends go while txMu is held: see outbox.
+	ob *outbox
+
 	timer *time.Timer
 	// When each timer is due next, zero when it does not run; every
 	// is the interval of the retransmissions it drives.
@@ -111,37 +114,51 @@ type inviteTx struct {
 
 // proxyInvite forwards an INVITE, as above, and reports whether it did.
 // It runs in the socket reader, after challenge.
-func (c *statelessConn) proxyInvite(b []byte, addr net.Addr) bool {
+func (c *statelessConn) proxyInvite(rd *reader, b []byte, addr net.Addr) bool {
 	src := addrPort(addr)
 	if !src.IsValid() {
 		return false
 	}
-	c.inviteMu.Lock()
-	defer c.inviteMu.Unlock()
 	data := string(b)
-	rq := &c.invite
+	rq := &rd.invite
 	via, ok := parseRequest(data, rq)
 	if !ok || !strings.HasPrefix(via.branch, sip.RFC3261BranchMagicCookie) {
 		return false
 	}
 	key := serverKey{branch: via.branch, host: via.host, port: via.port}
 	c.txMu.Lock()
-	if t := c.calls[key]; t != nil {
-		t.retransmitted()
+	if prev := c.calls[key]; prev != nil {
+		prev.ob = &rd.ob
+		prev.retransmitted()
+		prev.ob = nil
 		c.txMu.Unlock()
+		c.flush(&rd.ob)
 		return true
 	}
+	// Claimed: a copy that another reader reads meanwhile is absorbed.
+	t := &inviteTx{c: c, key: key}
+	c.calls[key] = t
 	c.txMu.Unlock()
+	if !c.startTx(rd, t, data, addr, via) {
+		c.txMu.Lock()
+		delete(c.calls, key)
+		c.txMu.Unlock()
+		return false
+	}
+	return true
+}
 
+// startTx reads the INVITE in data into t, and forwards it or refuses
+// it. False when it is left to sipgo.
+func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.Addr, via topVia) bool {
+	rq := &rd.invite
 	target, h, down, ok := c.inviteTarget(rq)
 	if !ok {
 		return false
 	}
 	now := time.Now()
-	t := &inviteTx{
-		c: c, key: key, callID: rq.callID, data: data, src: addr, sentBy: via.host, down: down, downFlow: h.addr,
-		target: target, cseq: rq.cseq,
-	}
+	t.callID, t.data, t.src, t.sentBy, t.down, t.downFlow = rq.callID, data, addr, via.host, down, h.addr
+	t.target, t.cseq = target, rq.cseq
 	fromTag, _ := rq.fromParams.Get("tag")
 	t.branch = branchPrefix + loopHashOf(rq.ruri.String(), fromTag, "", rq.callID, rq.cseq, rq.fields.all("Proxy-Require")) +
 		".t" + c.tagPrefix + strconv.FormatUint(c.tags.Add(1), 36)
@@ -162,24 +179,29 @@ func (c *statelessConn) proxyInvite(b []byte, addr net.Addr) bool {
 			if c.r.log.Enabled(context.Background(), level) {
 				c.r.logRefusal(level, sip.INVITE, rq.callID, rq.fromURI.String(), se)
 			}
-			out := c.appendRefusal(c.inviteBuf[:0], datagram{data, addr}, via.host, se)
+			out := c.appendRefusal(rd.out[:0], datagram{data, addr}, via.host, se)
 			_, err := c.WriteTo(out, net.UDPAddrFromAddrPort(t.up))
 			c.r.sent(sip.INVITE, rq.callID, se.Code, err)
-			c.inviteBuf = out
+			rd.out = out
+			c.txMu.Lock()
+			delete(c.calls, t.key)
+			c.txMu.Unlock()
 			return true
 		}
 	}
 
 	c.txMu.Lock()
-	defer c.txMu.Unlock()
-	c.calls[key] = t
 	c.txs[t.branch] = t
+	t.ob = &rd.ob
 	c.r.metrics.transactions.Inc()
 	t.inviteEvery = c.t1
 	t.inviteAt, t.inviteEnd, t.ringEnd = now.Add(c.t1), now.Add(64*c.t1), now.Add(branchTimeout)
 	t.timer = time.AfterFunc(c.t1, t.fire)
 	t.answer(sip.StatusTrying, "Trying")
 	t.send(t.invite, t.down)
+	t.ob = nil
+	c.txMu.Unlock()
+	c.flush(&rd.ob)
 	return true
 }
 
@@ -322,8 +344,7 @@ func (t *inviteTx) answer(code int, reason string) {
 // upstream sends a response to the caller, keeping a provisional or a
 // failure for retransmissions.
 func (t *inviteTx) upstream(res []byte, code int) {
-	err := t.send(res, t.up)
-	t.c.r.sent(sip.INVITE, t.callID, code, err)
+	*t.ob = append(*t.ob, outgoing{b: res, to: t.up, method: sip.INVITE, callID: t.callID, code: code})
 	switch {
 	case code < 200:
 		t.last = res
@@ -336,12 +357,39 @@ func (t *inviteTx) upstream(res []byte, code int) {
 	}
 }
 
-func (t *inviteTx) send(b []byte, to netip.AddrPort) error {
-	_, err := t.c.WriteTo(b, net.UDPAddrFromAddrPort(to))
-	if err != nil {
-		t.c.r.log.Debug("proxy INVITE", "call_id", t.callID, "to", to.String(), "error", err)
+// send queues a request, or a response that is not counted, for when
+// txMu is let go.
+func (t *inviteTx) send(b []byte, to netip.AddrPort) {
+	*t.ob = append(*t.ob, outgoing{b: b, to: to, callID: t.callID})
+}
+
+// outbox holds what a reader or a timer sends once it has let go of
+// txMu. On loopback a send wakes the receiver, and the system may run
+// that at once, holding up every reader that waits for the lock.
+type outbox []outgoing
+
+// outgoing is a datagram to send; a response to count has a code.
+type outgoing struct {
+	b      []byte
+	to     netip.AddrPort
+	method sip.RequestMethod
+	callID string
+	code   int
+}
+
+// flush sends what ob holds, and empties it.
+func (c *statelessConn) flush(ob *outbox) {
+	for i, o := range *ob {
+		_, err := c.WriteTo(o.b, net.UDPAddrFromAddrPort(o.to))
+		switch {
+		case o.code != 0:
+			c.r.sent(o.method, o.callID, o.code, err)
+		case err != nil:
+			c.r.log.Debug("proxy INVITE", "call_id", o.callID, "to", o.to.String(), "error", err)
+		}
+		(*ob)[i] = outgoing{}
 	}
-	return err
+	*ob = (*ob)[:0]
 }
 
 // cancelDown sends the CANCEL downstream (RFC 3261 §9.1), once the
@@ -367,11 +415,16 @@ func (t *inviteTx) appendRequest(dst []byte, method sip.RequestMethod, to string
 
 // txResponse handles a response to a request proxyInvite forwarded, or
 // to its CANCEL, and reports whether it was one.
-func (c *statelessConn) txResponse(b []byte) bool {
-	data := string(b)
+func (c *statelessConn) txResponse(rd *reader, b []byte) bool {
 	c.txMu.Lock()
-	defer c.txMu.Unlock()
-	out, rr, ok := appendRelayed(c.txBuf[:0], data, "")
+	ok := c.txResponseLocked(rd, string(b))
+	c.txMu.Unlock()
+	c.flush(&rd.ob)
+	return ok
+}
+
+func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
+	out, rr, ok := appendRelayed(rd.out[:0], data, "")
 	if !ok {
 		return false
 	}
@@ -383,9 +436,13 @@ func (c *statelessConn) txResponse(b []byte) bool {
 	if t == nil || !c.r.isLocalHost(via.host) {
 		return false
 	}
-	c.txBuf = out
+	rd.out = out
 	now := time.Now()
-	defer t.schedule(now)
+	t.ob = &rd.ob
+	defer func() {
+		t.schedule(now)
+		t.ob = nil
+	}()
 	if rr.method == string(sip.CANCEL) {
 		t.cancelAt = time.Time{} // answered: the 487 is still to come
 		return true
@@ -411,9 +468,9 @@ func (c *statelessConn) txResponse(b []byte) bool {
 		t.downDone, t.ringEnd, t.cancelAt, t.cancelEnd = true, time.Time{}, time.Time{}, time.Time{}
 		t.upstream(out, code)
 	default:
-		ack := t.appendRequest(c.ackBuf[:0], sip.ACK, rr.to)
+		ack := t.appendRequest(rd.ack[:0], sip.ACK, rr.to)
 		t.send(ack, t.down)
-		c.ackBuf = ack
+		rd.ack = ack
 		if t.downDone {
 			return true // a retransmission, ACKed again
 		}
@@ -434,30 +491,32 @@ func (c *statelessConn) txResponse(b []byte) bool {
 
 // txCancel answers a CANCEL for an INVITE that proxyInvite forwarded,
 // and reports whether it was one.
-func (c *statelessConn) txCancel(b []byte, addr net.Addr) bool {
+func (c *statelessConn) txCancel(rd *reader, b []byte, addr net.Addr) bool {
 	data := string(b)
 	via, ok := requestTopVia(data)
 	if !ok {
 		return false
 	}
 	c.txMu.Lock()
-	defer c.txMu.Unlock()
 	t := c.calls[serverKey{branch: via.branch, host: via.host, port: via.port}]
 	if t == nil {
+		c.txMu.Unlock()
 		return false
 	}
 	c.r.metrics.requests.WithLabelValues(string(sip.CANCEL)).Inc()
-	out := c.appendReply(c.txBuf[:0], datagram{data, addr}, via.host, true, sip.StatusOK, "OK")
-	out = append(out, "Content-Length: 0\r\n\r\n"...)
-	_, err := c.WriteTo(out, net.UDPAddrFromAddrPort(t.up))
-	c.r.sent(sip.CANCEL, t.callID, sip.StatusOK, err)
-	c.txBuf = out
+	out := c.appendReply(rd.out[:0], datagram{data, addr}, via.host, true, sip.StatusOK, "OK")
+	rd.out = append(out, "Content-Length: 0\r\n\r\n"...)
+	rd.ob = append(rd.ob, outgoing{b: rd.out, to: t.up, method: sip.CANCEL, callID: t.callID, code: sip.StatusOK})
 	if !t.canceled && t.upCode == 0 {
 		now := time.Now()
 		t.canceled = true
+		t.ob = &rd.ob
 		t.cancelDown(now)
+		t.ob = nil
 		t.schedule(now)
 	}
+	c.txMu.Unlock()
+	c.flush(&rd.ob)
 	return true
 }
 
@@ -498,8 +557,17 @@ func requestTopVia(data string) (topVia, bool) {
 // fire runs the timers that are due.
 func (t *inviteTx) fire() {
 	c := t.c
+	var ob outbox
 	c.txMu.Lock()
-	defer c.txMu.Unlock()
+	t.ob = &ob
+	t.tick()
+	t.ob = nil
+	c.txMu.Unlock()
+	c.flush(&ob)
+}
+
+func (t *inviteTx) tick() {
+	c := t.c
 	now := time.Now()
 	if c.stopped.Load() {
 		t.drop()

@@ -38,13 +38,11 @@ const relayPrefix = branchPrefix + "."
 // re-INVITE (respond remembers those). Anything it does not read as
 // sipgo would, or that the proxy would refuse (Max-Forwards 0,
 // Proxy-Require, one of our branches in a Via), is left to sipgo.
-func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
+func (c *statelessConn) relayInDialog(rd *reader, b []byte, addr net.Addr) bool {
 	src := addrPort(addr)
 	if !src.IsValid() {
 		return false
 	}
-	c.relayMu.Lock()
-	defer c.relayMu.Unlock()
 	data := string(b)
 	head, body, found := strings.Cut(data, "\r\n\r\n")
 	if !found {
@@ -61,7 +59,7 @@ func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
 		return false
 	}
 
-	rl := &c.relaying
+	rl := &rd.relaying
 	rl.reset()
 	var via topVia
 	var seen struct{ via, from, to, callID, cseq, hops bool }
@@ -161,7 +159,7 @@ func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
 		return false
 	}
 
-	out := append(c.relayBuf[:0], start...)
+	out := append(rd.out[:0], start...)
 	ep := c.r.endpoint("UDP")
 	out = append(out, "\r\nVia: SIP/2.0/UDP "...)
 	out = append(out, ep.Host...)
@@ -203,7 +201,7 @@ func (c *statelessConn) relayInDialog(b []byte, addr net.Addr) bool {
 		out = append(out, "Max-Forwards: 70\r\n"...)
 	}
 	out = append(append(out, "\r\n"...), body...)
-	c.relayBuf = out
+	rd.out = out
 	if _, err := c.WriteTo(out, net.UDPAddrFromAddrPort(dst)); err != nil {
 		c.r.log.Debug("relay in dialog", "method", method, "to", dst.String(), "error", err)
 	}
@@ -314,12 +312,11 @@ func toTagOf(value string) string {
 // relayResponse forwards a response to a request relayInDialog relayed:
 // our Via goes, and the response goes where the next Via says, if that
 // is over UDP to an address (RFC 3261 §16.11). It reports whether it
-// did. Here in the socket reader responses keep their order, so
-// provisional ones are relayed too.
-func (c *statelessConn) relayResponse(b []byte) bool {
-	c.relayMu.Lock()
-	defer c.relayMu.Unlock()
-	out, rr, ok := appendRelayed(c.relayBuf[:0], string(b), "")
+// did. Provisional ones are relayed too: relayInDialog relays no
+// INVITE, and a provisional response to another request is rare and
+// harmless if it comes after the final one.
+func (c *statelessConn) relayResponse(rd *reader, b []byte) bool {
+	out, rr, ok := appendRelayed(rd.out[:0], string(b), "")
 	if !ok || rr.next == "" {
 		return false
 	}
@@ -331,7 +328,7 @@ func (c *statelessConn) relayResponse(b []byte) bool {
 	if !ok || !c.reaches(next) {
 		return false
 	}
-	c.relayBuf = out
+	rd.out = out
 	if _, err := c.WriteTo(out, net.UDPAddrFromAddrPort(next)); err != nil {
 		c.r.log.Debug("relay response", "to", next.String(), "error", err)
 	}

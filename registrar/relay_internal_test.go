@@ -96,7 +96,7 @@ func TestRelayInDialog(t *testing.T) {
 	}
 	for _, tt := range relayed {
 		t.Run(tt.name, func(t *testing.T) {
-			if !c.relayInDialog([]byte(tt.raw), alice) {
+			if !c.relayInDialog(&reader{}, []byte(tt.raw), alice) {
 				t.Fatal("not relayed")
 			}
 			got := string(pc.data)
@@ -118,7 +118,7 @@ func TestRelayInDialog(t *testing.T) {
 			}
 			// A retransmission goes with the same branch.
 			first := got
-			c.relayInDialog([]byte(tt.raw), alice)
+			c.relayInDialog(&reader{}, []byte(tt.raw), alice)
 			if string(pc.data) != first {
 				t.Errorf("retransmission relayed otherwise:\n%s\nthen:\n%s", first, pc.data)
 			}
@@ -126,7 +126,7 @@ func TestRelayInDialog(t *testing.T) {
 	}
 
 	ack := strings.NewReplacer("BYE sip:", "ACK sip:", "2 BYE", "1 ACK", "branch=z9hG4bK-b1", "branch=z9hG4bK-a1").Replace(bye(both, ""))
-	if !c.relayInDialog([]byte(ack), alice) || pc.to != "127.0.0.2:5080" {
+	if !c.relayInDialog(&reader{}, []byte(ack), alice) || pc.to != "127.0.0.2:5080" {
 		t.Errorf("an ACK for a 2xx was not relayed to bob: %s\n%s", pc.to, pc.data)
 	}
 	// The ACK for a failure answered to a re-INVITE is the transaction's.
@@ -153,7 +153,7 @@ func TestRelayInDialog(t *testing.T) {
 	}
 	for name, raw := range left {
 		t.Run("left to sipgo: "+name, func(t *testing.T) {
-			if c.relayInDialog([]byte(raw), alice) {
+			if c.relayInDialog(&reader{}, []byte(raw), alice) {
 				t.Fatalf("relayed:\n%s", pc.data)
 			}
 		})
@@ -167,7 +167,7 @@ func TestRelayResponse(t *testing.T) {
 		"Via: SIP/2.0/UDP 127.0.0.9:5070;branch=z9hG4bK-b1;rport=5071;received=127.0.0.8\r\n" +
 		"From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=b1\r\n" +
 		"Call-ID: relay-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-	if !c.relayResponse([]byte(res)) {
+	if !c.relayResponse(&reader{}, []byte(res)) {
 		t.Fatal("not relayed")
 	}
 	want := "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.9:5070;branch=z9hG4bK-b1;rport=5071;received=127.0.0.8\r\n" +
@@ -186,7 +186,7 @@ func TestRelayResponse(t *testing.T) {
 	}
 	for name, raw := range left {
 		t.Run("left to sipgo: "+name, func(t *testing.T) {
-			if c.relayResponse([]byte(raw)) {
+			if c.relayResponse(&reader{}, []byte(raw)) {
 				t.Fatalf("relayed:\n%s", pc.data)
 			}
 		})
@@ -204,7 +204,7 @@ func FuzzRelayInDialog(f *testing.F) {
 	f.Add(strings.Replace(bye(route, ""), "BYE", "INFO", 2))
 	alice := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 5070}
 	f.Fuzz(func(t *testing.T, raw string) {
-		if !c.relayInDialog([]byte(raw), alice) {
+		if !c.relayInDialog(&reader{}, []byte(raw), alice) {
 			return
 		}
 		in, err := parseSIP(raw)
@@ -244,6 +244,7 @@ func TestBranchSetForgets(t *testing.T) {
 // transactions and two parses before.
 func BenchmarkRelay(b *testing.B) {
 	r, c, pc := newRelay(b)
+	rd := &reader{}
 	alice := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 9), Port: 5070}
 	own := r.flowToken(flowKey{transport: "UDP", addr: alice.String()})
 	callee := r.flowToken(flowKey{transport: "UDP", addr: "127.0.0.2:5080"})
@@ -251,7 +252,7 @@ func BenchmarkRelay(b *testing.B) {
 	b.Run("request", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if !c.relayInDialog(req, alice) {
+			if !c.relayInDialog(rd, req, alice) {
 				b.Fatal("not relayed")
 			}
 		}
@@ -262,7 +263,7 @@ func BenchmarkRelay(b *testing.B) {
 	b.Run("response", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if !c.relayResponse(res) {
+			if !c.relayResponse(rd, res) {
 				b.Fatal("not relayed")
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,8 @@ import (
 // the Via branch: a retransmitted REGISTER gets the same answer again,
 // not a second run of its nonce count.
 //
-// A pool of workers handles the REGISTERs, so that a durable store's
+// Several readers read the socket (readers says why), and a pool of
+// workers handles the REGISTERs, so that a durable store's
 // grouped commit does not hold up the socket; when all are busy and the
 // queue is full, a REGISTER is dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
@@ -44,6 +46,25 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 		go c.worker()
 	}
 	go c.expire()
+	var wg sync.WaitGroup
+	var first sync.Once
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.read(func(err error) { first.Do(func() { c.readErr = err }) })
+		}()
+	}
+	go func() {
+		// The socket failed or closed: sipgo stops reading on the error,
+		// and the workers stop too.
+		wg.Wait()
+		c.stopped.Store(true)
+		close(c.work)
+		close(c.quit)
+		c.raw.close()
+		close(c.pass)
+	}()
 	return c
 }
 
@@ -51,7 +72,7 @@ func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 	tagPrefix := rand.Text()[:10] + "."
 	return &statelessConn{
 		PacketConn: pc, r: r, raw: newRawSender(pc),
-		work: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
+		work: make(chan datagram, statelessQueue), pass: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
 		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
 		acks:      r.metrics.requests.WithLabelValues(string(sip.ACK)),
@@ -93,33 +114,34 @@ type statelessConn struct {
 	// challenged here and the ACKs absorbed here, without a label lookup
 	// per request.
 	requests, invites, acks prometheus.Counter
-	// invite and inviteBuf are challenge's room for an INVITE and its
-	// answer, reused; inviteMu guards them.
-	inviteMu  sync.Mutex
-	invite    regRequest
-	inviteBuf []byte
-	// relaying and relayBuf are the room of relayInDialog and
-	// relayResponse, reused; relayMu guards them.
-	relayMu  sync.Mutex
-	relaying relaying
-	relayBuf []byte
+	// pass carries the datagrams that go on to sipgo, from the readers
+	// to ReadFrom; readErr is why they stopped.
+	pass    chan datagram
+	readErr error
 	// calls and txs are proxyInvite's transactions, by the caller's
-	// Via and by ours; txMark is in our branches. txMu guards them, the
-	// transactions, and txBuf and ackBuf, the room to build messages in.
+	// Via and by ours; txMark is in our branches. txMu guards them and
+	// the transactions.
 	txMu   sync.Mutex
 	calls  map[serverKey]*inviteTx
 	txs    map[string]*inviteTx
 	txMark []byte
-	txBuf  []byte
-	ackBuf []byte
 	t1     time.Duration // timerT1
 	// tagPrefix and tags make To tags and branches: random per
 	// connection, then a count.
 	tagPrefix string
 	tags      atomic.Uint64
-	once      sync.Once
 	stopped   atomic.Bool
 	quit      chan struct{}
+}
+
+// reader is one reader's room for the messages it reads and builds,
+// reused from one datagram to the next.
+type reader struct {
+	buf      []byte
+	invite   regRequest // challenge's and proxyInvite's
+	relaying relaying   // relayInDialog's
+	out, ack []byte
+	ob       outbox // proxyInvite's, txResponse's and txCancel's
 }
 
 var (
@@ -138,59 +160,72 @@ var (
 	relayBranch   = []byte(";branch=" + relayPrefix)
 )
 
-// ReadFrom passes every datagram on to sipgo but REGISTER requests, the
-// INVITEs it only challenges, the ACKs to those challenges, and the
-// requests in a dialog it relays statelessly, with their responses.
-func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
+// readers is how many goroutines read the socket. Kamailio's UDP workers
+// are separate processes for the same reason: one that the system
+// deschedules holds up only the datagram it is handling. One reader was
+// the tail of the call latency on a 2-core machine, where sipp's
+// processes take turns with the registrar's threads.
+var readers = runtime.GOMAXPROCS(0) + 1
+
+// read reads datagrams until the socket fails, handles what it can, and
+// passes the rest on to sipgo through ReadFrom.
+func (c *statelessConn) read(done func(error)) {
+	rd := &reader{buf: make([]byte, 65535)}
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(b)
+		n, addr, err := c.PacketConn.ReadFrom(rd.buf)
 		if err != nil {
-			// sipgo stops reading on an error; the workers stop too, and
-			// anything read after this goes to sipgo.
-			c.once.Do(func() { c.stopped.Store(true); close(c.work); close(c.quit); c.raw.close() })
-			return n, addr, err
+			done(err)
+			return
 		}
-		data := b[:n]
-		switch {
-		case c.stopped.Load():
-		case bytes.HasPrefix(data, registerPrefix):
-			select {
-			case c.work <- datagram{data: string(data), addr: addr}:
-			default:
-				c.r.metrics.dropped.Inc()
-			}
-			continue
-		case bytes.HasPrefix(data, invitePrefix):
-			if !c.r.authOff && c.challenge(data, addr) || c.proxyInvite(data, addr) {
-				continue
-			}
-		case bytes.HasPrefix(data, cancelPrefix):
-			if c.txCancel(data, addr) {
-				continue
-			}
-		case bytes.HasPrefix(data, ackPrefix):
-			if c.txACK(data) {
-				continue
-			}
-			if c.ownACK(data) {
-				c.acks.Inc()
-				continue
-			}
-			if bytes.Contains(data, routeField) && c.relayInDialog(data, addr) {
-				continue
-			}
-		case bytes.HasPrefix(data, responseStart):
-			if bytes.Contains(data, relayBranch) && c.relayResponse(data) ||
-				bytes.Contains(data, c.txMark) && c.txResponse(data) {
-				continue
-			}
-		case bytes.Contains(data, routeField):
-			if c.relayInDialog(data, addr) {
-				continue
-			}
+		if !c.handle(rd, rd.buf[:n], addr) {
+			c.pass <- datagram{data: string(rd.buf[:n]), addr: addr}
 		}
-		return n, addr, nil
 	}
+}
+
+// ReadFrom returns the next datagram for sipgo: every one but REGISTER
+// requests, the INVITEs challenged or proxied here with their CANCELs,
+// ACKs and responses, and the requests in a dialog relayed statelessly,
+// with their responses.
+func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	d, ok := <-c.pass
+	if !ok {
+		return 0, nil, c.readErr
+	}
+	return copy(b, d.data), d.addr, nil
+}
+
+// handle deals with a datagram that it need not pass on, and reports
+// whether it did.
+func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
+	switch {
+	case bytes.HasPrefix(data, registerPrefix):
+		select {
+		case c.work <- datagram{data: string(data), addr: addr}:
+		default:
+			c.r.metrics.dropped.Inc()
+		}
+		return true
+	case bytes.HasPrefix(data, invitePrefix):
+		return !c.r.authOff && c.challenge(rd, data, addr) || c.proxyInvite(rd, data, addr)
+	case bytes.HasPrefix(data, cancelPrefix):
+		return c.txCancel(rd, data, addr)
+	case bytes.HasPrefix(data, ackPrefix):
+		if c.txACK(data) {
+			return true
+		}
+		if c.ownACK(data) {
+			c.acks.Inc()
+			return true
+		}
+		return bytes.Contains(data, routeField) && c.relayInDialog(rd, data, addr)
+	case bytes.HasPrefix(data, responseStart):
+		return bytes.Contains(data, relayBranch) && c.relayResponse(rd, data) ||
+			bytes.Contains(data, c.txMark) && c.txResponse(rd, data)
+	case bytes.Contains(data, routeField):
+		return c.relayInDialog(rd, data, addr)
+	}
+	return false
 }
 
 // WriteTo sends b with one sendto(2), beside the runtime's write lock on
@@ -213,14 +248,12 @@ func (c *statelessConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // saves: reading an INVITE this way costs less than sipgo's parse of it,
 // and an INVITE with credentials is passed on unread. A
 // retransmission gets the same 407 again, from the answer cache.
-func (c *statelessConn) challenge(b []byte, addr net.Addr) bool {
+func (c *statelessConn) challenge(rd *reader, b []byte, addr net.Addr) bool {
 	if bytes.Contains(b, proxyAuthorization) {
 		return false // statelessChallenge declines it: no need to read it
 	}
-	c.inviteMu.Lock()
-	defer c.inviteMu.Unlock()
 	d := datagram{data: string(b), addr: addr}
-	rq := &c.invite
+	rq := &rd.invite
 	via, ok := parseRequest(d.data, rq)
 	if !ok {
 		return false
@@ -233,25 +266,25 @@ func (c *statelessConn) challenge(b []byte, addr net.Addr) bool {
 	rq.source = d.addr.String()
 	key, keyed := c.answers.key(via, sip.INVITE, rq.source)
 	if keyed {
-		if prev, seen := c.answers.claim(key, c.inviteBuf[:0]); seen {
+		if prev, seen := c.answers.claim(key, rd.out[:0]); seen {
 			if len(prev) > 0 {
 				_, _ = c.WriteTo(prev, d.addr)
 			}
-			c.inviteBuf = prev
+			rd.out = prev
 			return true
 		}
 	}
 	if c.r.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.r.logRefusal(slog.LevelDebug, sip.INVITE, rq.callID, rq.fromURI.String(), se)
 	}
-	out := c.appendReply(c.inviteBuf[:0], d, via.host, false, se.Code, se.Reason)
+	out := c.appendReply(rd.out[:0], d, via.host, false, se.Code, se.Reason)
 	out = append(se.appendHeaders(out), "Content-Length: 0\r\n\r\n"...)
 	if keyed {
 		c.answers.store(key, out)
 	}
 	_, err := c.WriteTo(out, d.addr)
 	c.r.sent(sip.INVITE, rq.callID, se.Code, err)
-	c.inviteBuf = out
+	rd.out = out
 	return true
 }
 
@@ -294,14 +327,14 @@ func (c *statelessConn) worker() {
 	var buf []byte
 	rq := new(regRequest)
 	for d := range c.work {
-		buf = c.handle(d, rq, buf[:0])
+		buf = c.answerRegister(d, rq, buf[:0])
 	}
 }
 
-// handle answers one REGISTER, writing the answer into buf, which it
+// answerRegister answers one REGISTER, writing the answer into buf, which it
 // returns for the next. rq is the worker's, reused from one request to
 // the next.
-func (c *statelessConn) handle(d datagram, rq *regRequest, buf []byte) []byte {
+func (c *statelessConn) answerRegister(d datagram, rq *regRequest, buf []byte) []byte {
 	via, lean := parseRequest(d.data, rq)
 	var req *sip.Request // sipgo's parse, when parseRequest declined
 	var err error

@@ -66,7 +66,7 @@ func BenchmarkStatelessRegister(b *testing.B) {
 			for b.Loop() {
 				seq++
 				buf = benchRegister(buf, seq, "")
-				out = c.handle(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
+				out = c.answerRegister(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
 			}
 			if string(s.last[:11]) != want {
 				b.Fatalf("got %q", s.last)
@@ -77,7 +77,7 @@ func BenchmarkStatelessRegister(b *testing.B) {
 	b.Run("authorized", func(b *testing.B) {
 		c, s := setup(b)
 		rq := new(regRequest)
-		c.handle(datagram{data: string(benchRegister(nil, 0, "")), addr: benchSource}, rq, nil)
+		c.answerRegister(datagram{data: string(benchRegister(nil, 0, "")), addr: benchSource}, rq, nil)
 		nonce := string(nonceRe.FindSubmatch(s.last)[1])
 		ha1 := digest.HA1(digest.MD5, "alice", "127.0.0.1", "alice-secret")
 		b.ReportAllocs()
@@ -88,7 +88,7 @@ func BenchmarkStatelessRegister(b *testing.B) {
 			resp := digest.Response(digest.MD5, ha1, nonce, nc, "c0ffee", "auth", "REGISTER", "sip:127.0.0.1:5060")
 			buf = benchRegister(buf, seq, `Authorization: Digest username="alice",realm="127.0.0.1",nonce="`+nonce+
 				`",uri="sip:127.0.0.1:5060",response="`+resp+`",algorithm=MD5,cnonce="c0ffee",qop=auth,nc=`+nc+"\r\n")
-			out = c.handle(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
+			out = c.answerRegister(datagram{data: string(buf), addr: benchSource}, rq, out[:0])
 		}
 		if string(s.last[:11]) != "SIP/2.0 200" {
 			b.Fatalf("got %q", s.last)
@@ -179,6 +179,7 @@ func BenchmarkStatelessInvite(b *testing.B) {
 	r := newChallenger(b)
 	s := &sink{}
 	c := r.newStatelessConn(s)
+	rd := &reader{}
 	for _, bc := range []struct {
 		name, raw string
 		answered  bool
@@ -197,7 +198,7 @@ func BenchmarkStatelessInvite(b *testing.B) {
 				// not answer it.
 				seq++
 				copy(buf[at:at+8], strconv.AppendInt(n[:0], int64(100_000_000+seq%100_000_000), 10)[1:])
-				if c.challenge(buf, benchSource) != bc.answered {
+				if c.challenge(rd, buf, benchSource) != bc.answered {
 					b.Fatalf("answered: %v, want %v", !bc.answered, bc.answered)
 				}
 			}
