@@ -160,7 +160,12 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 	t.callID, t.data, t.src, t.sentBy, t.down, t.downFlow = rq.callID, data, addr, via.host, down, h.addr
 	t.target, t.cseq = target, rq.cseq
 	fromTag, _ := rq.fromParams.Get("tag")
-	t.branch = branchPrefix + loopHashOf(rq.ruri.String(), fromTag, "", rq.callID, rq.cseq, rq.fields.all("Proxy-Require")) +
+	var room [4]string
+	prs := room[:0]
+	for v := range rq.fields.all("Proxy-Require") {
+		prs = append(prs, v)
+	}
+	t.branch = branchPrefix + loopHashOf(rq.ruri.String(), fromTag, "", rq.callID, rq.cseq, prs) +
 		".t" + c.tagPrefix + strconv.FormatUint(c.tags.Add(1), 36)
 	if !c.forward(t) {
 		return false

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"iter"
 	"net"
 	"net/netip"
 	"slices"
@@ -456,25 +455,25 @@ func loopHash(req *sip.Request) string {
 	if c := req.CSeq(); c != nil {
 		seq = c.SeqNo
 	}
-	return loopHashOf(req.Recipient.String(), fromTag, toTag(req), callID(req), seq, func(yield func(string) bool) {
-		for pr := range headersNamed(req, "Proxy-Require") {
-			if !yield(pr.Value()) {
-				return
-			}
-		}
-	})
+	var room [4]string
+	prs := room[:0]
+	for pr := range headersNamed(req, "Proxy-Require") {
+		prs = append(prs, pr.Value())
+	}
+	return loopHashOf(req.Recipient.String(), fromTag, toTag(req), callID(req), seq, prs)
 }
 
 // loopHashOf is loopHash of the parts it reads, for a request read
 // without sipgo's parse.
-func loopHashOf(ruri, fromTag, toTag, callID string, seq uint32, proxyRequire iter.Seq[string]) string {
+func loopHashOf(ruri, fromTag, toTag, callID string, seq uint32, proxyRequire []string) string {
 	h := sha256.New()
 	h.Write([]byte(ruri))
 	h.Write([]byte(fromTag))
 	h.Write([]byte(toTag))
 	h.Write([]byte(callID))
-	h.Write(strconv.AppendUint(nil, uint64(seq), 10))
-	for v := range proxyRequire {
+	var n [20]byte
+	h.Write(strconv.AppendUint(n[:0], uint64(seq), 10))
+	for _, v := range proxyRequire {
 		h.Write([]byte(v))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:6])
