@@ -32,7 +32,7 @@ func newCallServer(t *testing.T, opts ...registrar.Option) *callServer {
 		t.Fatal(err)
 	}
 	addr := pc.LocalAddr().(*net.UDPAddr)
-	s := &callServer{addr: addr.String(), passed: make(chan string, 10)}
+	s := &callServer{addr: addr.String()}
 	for _, c := range []**net.UDPConn{&s.caller, &s.callee} {
 		if *c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 			t.Fatal(err)
@@ -56,18 +56,7 @@ func newCallServer(t *testing.T, opts ...registrar.Option) *callServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := reg.StatelessUDP(pc)
-	go func() {
-		buf := make([]byte, 65535)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			s.passed <- string(buf[:n])
-		}
-	}()
-	t.Cleanup(func() { conn.Close() })
+	s.passed = serveStateless(t, reg, pc)
 	return s
 }
 
@@ -95,6 +84,16 @@ func (s *callServer) ack(branch, to string) string {
 	return crlf("ACK sip:bob@" + s.addr + " SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-" + branch + ";rport\n" +
 		"Max-Forwards: 70\nFrom: <sip:alice@example.test>;tag=a-" + branch + "\nTo: " + to + "\n" +
 		"Call-ID: call-" + branch + "\nCSeq: 7 ACK\nContent-Length: 0\n")
+}
+
+// ackAndHush sends alice's ACK for a failure, and checks that the
+// failure stops coming: Timer G's sent before the ACK came are let by.
+func (s *callServer) ackAndHush(t *testing.T, branch, to string) {
+	t.Helper()
+	send(t, s.caller, s.addr, s.ack(branch, to))
+	for recv(s.caller, 50*time.Millisecond) != "" {
+	}
+	noneIn(t, s.caller, "alice", 200*time.Millisecond)
 }
 
 func send(t *testing.T, c *net.UDPConn, to, msg string) {
@@ -246,10 +245,7 @@ func TestProxiedInviteFailures(t *testing.T) {
 		// bob retransmits: he is ACKed again.
 		send(t, s.callee, s.addr, answer(fwd, "486 Busy Here"))
 		mustRecv(t, s.callee, "bob", "ACK ")
-		send(t, s.caller, s.addr, s.ack("f1", fieldOf(busy, "To")))
-		for recv(s.caller, 50*time.Millisecond) != "" { // Timer G's, sent before the ACK came
-		}
-		noneIn(t, s.caller, "alice", 200*time.Millisecond)
+		s.ackAndHush(t, "f1", fieldOf(busy, "To"))
 	})
 
 	t.Run("a 503 goes upstream as 500", func(t *testing.T) {
@@ -278,10 +274,7 @@ func TestProxiedInviteFailures(t *testing.T) {
 		}
 		for recv(s.callee, 50*time.Millisecond) != "" {
 		}
-		send(t, s.caller, s.addr, s.ack("f3", fieldOf(res, "To")))
-		for recv(s.caller, 50*time.Millisecond) != "" { // Timer G's, sent before the ACK came
-		}
-		noneIn(t, s.caller, "alice", 200*time.Millisecond)
+		s.ackAndHush(t, "f3", fieldOf(res, "To"))
 	})
 
 	t.Run("a CANCEL waits for a provisional response, then goes on", func(t *testing.T) {

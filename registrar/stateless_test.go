@@ -27,8 +27,14 @@ func statelessServer(t *testing.T, opts ...registrar.Option) (addr string, passe
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pc.LocalAddr().String(), serveStateless(t, reg, pc)
+}
+
+// serveStateless runs reg's stateless path on pc, with a reader standing
+// in for sipgo that collects what is passed on.
+func serveStateless(t *testing.T, reg *registrar.Registrar, pc net.PacketConn) chan string {
 	conn := reg.StatelessUDP(pc)
-	passed = make(chan string, 10)
+	passed := make(chan string, 10)
 	go func() {
 		buf := make([]byte, 65535)
 		for {
@@ -40,7 +46,7 @@ func statelessServer(t *testing.T, opts ...registrar.Option) (addr string, passe
 		}
 	}()
 	t.Cleanup(func() { conn.Close() })
-	return pc.LocalAddr().String(), passed
+	return passed
 }
 
 // exchange sends raw and returns the response.
