@@ -90,6 +90,7 @@ type inviteTx struct {
 	// cancelReq is the CANCEL sent downstream, until it is answered.
 	cancelReq []byte
 
+	ready       bool // startTx has filled it in; before, it only claims its key
 	provisional bool // the callee sent a provisional response
 	canceled    bool // the caller sent a CANCEL
 	downDone    bool // the callee sent a final response, or we gave up on it
@@ -184,13 +185,20 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 			if c.r.log.Enabled(context.Background(), level) {
 				c.r.logRefusal(level, sip.INVITE, rq.callID, rq.fromURI.String(), se)
 			}
-			out := c.appendRefusal(rd.out[:0], datagram{data, addr}, via.host, se)
-			_, err := c.WriteTo(out, net.UDPAddrFromAddrPort(t.up))
-			c.r.sent(sip.INVITE, rq.callID, se.Code, err)
-			rd.out = out
+			// The refusal is this transaction's final response, with
+			// nothing downstream: resent to a retransmitted INVITE, and
+			// by Timer G until the caller's ACK, and not worked out
+			// again, which would find the nonce used.
 			c.txMu.Lock()
-			delete(c.calls, t.key)
+			t.ob = &rd.ob
+			t.ready, t.downDone = true, true
+			c.r.metrics.transactions.Inc()
+			t.timer = time.AfterFunc(c.t1, t.fire)
+			t.upstream(c.appendRefusal(nil, datagram{data, addr}, via.host, se), se.Code)
+			t.schedule(now)
+			t.ob = nil
 			c.txMu.Unlock()
+			c.flush(&rd.ob)
 			return true
 		}
 	}
@@ -198,6 +206,7 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 	c.txMu.Lock()
 	c.txs[t.branch] = t
 	t.ob = &rd.ob
+	t.ready = true
 	c.r.metrics.transactions.Inc()
 	t.inviteEvery = c.t1
 	t.inviteAt, t.inviteEnd, t.ringEnd = now.Add(c.t1), now.Add(64*c.t1), now.Add(branchTimeout)
@@ -355,6 +364,7 @@ func (t *inviteTx) upstream(res []byte, code int) {
 		t.last = res
 	case code < 300:
 		t.upCode, t.upDone, t.last = code, true, nil
+		t.finalAt, t.finalEnd = time.Time{}, time.Time{}
 	case t.upCode == 0:
 		t.upCode, t.last = code, res
 		now := time.Now()
@@ -430,8 +440,11 @@ func (c *statelessConn) txResponse(rd *reader, b []byte) bool {
 
 func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
 	out, rr, ok := appendRelayed(rd.out[:0], data, "")
-	if !ok {
+	switch {
+	case !ok, rr.method != string(sip.INVITE) && rr.method != string(sip.CANCEL):
 		return false
+	case rr.method == string(sip.INVITE) && (rr.next == "" || rr.to == ""):
+		return false // nowhere to relay it, or nothing to ACK it with
 	}
 	via, ok := parseTopVia(rr.top)
 	if !ok {
@@ -507,6 +520,12 @@ func (c *statelessConn) txCancel(rd *reader, b []byte, addr net.Addr) bool {
 	if t == nil {
 		c.txMu.Unlock()
 		return false
+	}
+	if !t.ready {
+		// Its INVITE is still being read: dropped, the CANCEL is
+		// retransmitted, and finds the transaction, or sipgo's.
+		c.txMu.Unlock()
+		return true
 	}
 	c.r.metrics.requests.WithLabelValues(string(sip.CANCEL)).Inc()
 	out := c.appendReply(rd.out[:0], datagram{data, addr}, via.host, true, sip.StatusOK, "OK")
@@ -598,6 +617,11 @@ func (t *inviteTx) tick() {
 	switch {
 	case due(t.cancelEnd, now): // the callee answered neither the CANCEL nor the INVITE
 		t.cancelAt, t.cancelEnd, t.downDone = time.Time{}, time.Time{}, true
+		if t.canceled {
+			t.answer(sip.StatusRequestTerminated, "Request Terminated")
+		} else {
+			t.answer(sip.StatusRequestTimeout, "Request Timeout")
+		}
 	case due(t.cancelAt, now):
 		t.send(t.cancelReq, t.down)
 		t.cancelEvery = min(2*t.cancelEvery, timerT2)
@@ -669,7 +693,8 @@ func appendRelayed(dst []byte, data, status string) ([]byte, relayedResponse, bo
 		return dst, rr, false
 	}
 	start, head, _ := strings.Cut(head, "\r\n")
-	if len(start) < len("SIP/2.0 200") || !strings.HasPrefix(start, "SIP/2.0 ") || len(start) > 11 && start[11] != ' ' {
+	if len(start) < len("SIP/2.0 200") || !strings.HasPrefix(start, "SIP/2.0 ") || len(start) > 11 && start[11] != ' ' ||
+		strings.ContainsAny(start, "\r\n") {
 		return dst, rr, false
 	}
 	code, err := strconv.Atoi(start[8:11])
@@ -703,7 +728,9 @@ func appendRelayed(dst []byte, data, status string) ([]byte, relayedResponse, bo
 					continue // the line goes
 				}
 				vias++
-				rr.next = strings.TrimSpace(rest)
+				if rr.next = strings.TrimSpace(rest); rr.next == "" {
+					return dst, rr, false
+				}
 				dst = append(append(append(dst, line[:len(line)-len(value)]...), ' '), rr.next...)
 				dst = append(dst, "\r\n"...)
 				continue

@@ -107,13 +107,16 @@ func send(t *testing.T, c *net.UDPConn, to, msg string) {
 	}
 }
 
-// recv returns the next datagram c gets within d, or "".
+// recv returns the next datagram c gets within d, or "" if none comes.
 func recv(c *net.UDPConn, d time.Duration) string {
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	buf := make([]byte, 65535)
 	n, _, err := c.ReadFrom(buf)
-	if err != nil {
+	switch {
+	case err != nil:
 		return ""
+	case n == 0:
+		return "(an empty datagram)"
 	}
 	return string(buf[:n])
 }
@@ -197,9 +200,16 @@ func TestProxiedInviteIsAnsweredAndRelayed(t *testing.T) {
 	// bob retransmits his 200: it goes on too (RFC 6026).
 	send(t, s.callee, s.addr, answer(fwd, "200 OK"))
 	mustRecv(t, s.caller, "alice", "SIP/2.0 200 OK\r\n")
-	// Wrong credentials get a 407 from here, and bob nothing.
-	send(t, s.caller, s.addr, s.invite("bob", "c3", strings.Replace(authz, "response=\"", "response=\"0", 1)))
-	mustRecv(t, s.caller, "alice", "SIP/2.0 407 ")
+	// Wrong credentials get a 407 from here, and bob nothing; the
+	// INVITE retransmitted gets the same 407, not a second check of
+	// the credentials with a new nonce.
+	bad := s.invite("bob", "c3", strings.Replace(authz, "response=\"", "response=\"0", 1))
+	send(t, s.caller, s.addr, bad)
+	refused := mustRecv(t, s.caller, "alice", "SIP/2.0 407 ")
+	send(t, s.caller, s.addr, bad)
+	if again := mustRecv(t, s.caller, "alice", "SIP/2.0 407 "); again != refused {
+		t.Fatalf("the retransmitted INVITE got\n%s\nnot the first 407\n%s", again, refused)
+	}
 	noneIn(t, s.callee, "bob", 100*time.Millisecond)
 	select {
 	case m := <-s.passed:
@@ -252,6 +262,19 @@ func TestProxiedInviteFailures(t *testing.T) {
 		send(t, s.caller, s.addr, s.invite("bob", "f2", ""))
 		mustRecv(t, s.caller, "alice", "SIP/2.0 100 ")
 		fwd := mustRecv(t, s.callee, "bob", "INVITE ")
+		// A response that could not be ACKed, with no To, is left to
+		// sipgo.
+		noTo := answer(fwd, "486 Busy Here")
+		noTo = noTo[:strings.Index(noTo, "To: ")] + noTo[strings.Index(noTo, "Call-ID: "):]
+		send(t, s.callee, s.addr, noTo)
+		select {
+		case got := <-s.passed:
+			if got != noTo {
+				t.Fatalf("passed on\n%s", got)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("a 486 with no To was not passed on")
+		}
 		send(t, s.callee, s.addr, answer(fwd, "503 Service Unavailable"))
 		mustRecv(t, s.callee, "bob", "ACK ")
 		res := mustRecv(t, s.caller, "alice", "SIP/2.0 500 Server Internal Error\r\n")
@@ -274,7 +297,16 @@ func TestProxiedInviteFailures(t *testing.T) {
 		}
 		for recv(s.callee, 50*time.Millisecond) != "" {
 		}
-		s.ackAndHush(t, "f3", fieldOf(res, "To"))
+		// bob answers at last, before alice's ACK: his 200 goes on all
+		// the same (RFC 3261 §16.7), and ends the 408's retransmissions.
+		send(t, s.callee, s.addr, answer(first, "200 OK"))
+		for got := ""; !strings.HasPrefix(got, "SIP/2.0 200 OK\r\n"); {
+			if got = recv(s.caller, 2*time.Second); got == "" || !strings.HasPrefix(got, "SIP/2.0 ") {
+				t.Fatalf("alice got %q, waiting for bob's 200", got)
+			}
+		}
+		noneIn(t, s.caller, "alice", 200*time.Millisecond)
+		send(t, s.caller, s.addr, s.ack("f3", fieldOf(res, "To")))
 	})
 
 	t.Run("a CANCEL waits for a provisional response, then goes on", func(t *testing.T) {
