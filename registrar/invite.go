@@ -85,6 +85,8 @@ type inviteTx struct {
 	// the INVITE's To line, and its sequence number.
 	target, stub, to string
 	cseq             uint32
+	// vias are the caller's Via lines as forwarded.
+	vias string
 	// last is the last response sent upstream.
 	last []byte
 	// cancelReq is the CANCEL sent downstream, until it is answered.
@@ -287,6 +289,7 @@ func (c *statelessConn) forward(t *inviteTx) bool {
 		switch name = strings.TrimSpace(name); {
 		case topVia && isName(name, "Via", "v"):
 			topVia = false
+			lineStart := len(out)
 			out = append(out, line[:len(line)-len(value)]...)
 			start := len(out)
 			out = appendTopVia(out, value, t.sentBy, t.src)
@@ -295,6 +298,10 @@ func (c *statelessConn) forward(t *inviteTx) bool {
 				return false
 			}
 			t.up = up
+			t.vias = string(out[lineStart:]) + "\r\n"
+		case isName(name, "Via", "v"):
+			t.vias += line + "\r\n"
+			out = append(out, line...)
 		case !hops && isName(name, "Max-Forwards", ""):
 			hops = true
 			n, _ := strconv.ParseUint(strings.TrimSpace(value), 10, 32) // parseRequest read it
@@ -443,8 +450,8 @@ func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
 	switch {
 	case !ok, rr.method != string(sip.INVITE) && rr.method != string(sip.CANCEL):
 		return false
-	case rr.method == string(sip.INVITE) && (rr.next == "" || rr.to == ""):
-		return false // nowhere to relay it, or nothing to ACK it with
+	case rr.method == string(sip.INVITE) && rr.to == "":
+		return false // nothing to ACK it with
 	}
 	via, ok := parseTopVia(rr.top)
 	if !ok {
@@ -453,6 +460,13 @@ func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
 	t := c.txs[via.branch]
 	if t == nil || !c.r.isLocalHost(via.host) {
 		return false
+	}
+	if rr.method == string(sip.INVITE) && rr.next == "" {
+		// Our Via alone: a callee that built its answer on the CANCEL
+		// (sipp's [last_Via:] does) sent only ours. The caller's Vias
+		// are the INVITE's.
+		i := strings.Index(string(out), "\r\n") + 2
+		out = append(append(append([]byte(nil), out[:i]...), t.vias...), out[i:]...)
 	}
 	rd.out = out
 	now := time.Now()
