@@ -27,7 +27,7 @@ import (
 // collector run three times a round, and the slow calls came with it
 // (docs/BENCHMARKS.md). Here a call keeps the INVITE as it came and the
 // few lines it needs for an ACK or a CANCEL, and no goroutine waits on
-// it. Kamailio's tm keeps its transactions as the messages' bytes too.
+// it. Kamailio's tm, too, keeps what it retransmits as bytes.
 //
 // What is kept of RFC 3261 §17 and §16: the caller's retransmitted
 // INVITE gets the last response again, and is not forwarded twice; the
