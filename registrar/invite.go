@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -228,12 +229,7 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 func (c *statelessConn) inviteTarget(rq *regRequest) (string, hop, netip.AddrPort, bool) {
 	var no hop
 	r := c.r
-	switch {
-	case rq.method != sip.INVITE, rq.toTag, rq.routed, rq.noHops, rq.looped,
-		!rq.hasTo, rq.from == "", rq.callID == "", !rq.hasCSeq:
-		return "", no, netip.AddrPort{}, false
-	}
-	if !r.isSelf(&rq.ruri) || rq.ruri.User == "" || r.checkRequire(rq.fields, "Proxy-Require") != nil {
+	if !rq.plainInvite() || !r.isSelf(&rq.ruri) || rq.ruri.User == "" || r.checkRequire(rq.fields, "Proxy-Require") != nil {
 		return "", no, netip.AddrPort{}, false
 	}
 	if _, ok := r.users[rq.ruri.User]; !ok {
@@ -465,7 +461,7 @@ func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
 		// Our Via alone: a callee that built its answer on the CANCEL
 		// (sipp's [last_Via:] does) sent only ours. The caller's Vias
 		// are the INVITE's.
-		i := strings.Index(string(out), "\r\n") + 2
+		i := bytes.Index(out, []byte("\r\n")) + 2
 		out = append(append(append([]byte(nil), out[:i]...), t.vias...), out[i:]...)
 	}
 	rd.out = out

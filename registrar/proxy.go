@@ -263,10 +263,7 @@ func (r *Registrar) authorizeRelay(req *sip.Request) error {
 // (docs/BENCHMARKS.md). Kamailio's auth module answers these with sl,
 // statelessly, too.
 func (r *Registrar) statelessChallenge(rq *regRequest, via topVia) *StatusError {
-	switch {
-	case r.authOff, rq.method != sip.INVITE, rq.toTag, rq.routed, rq.noHops, rq.looped,
-		!rq.hasTo, rq.from == "", rq.callID == "", !rq.hasCSeq,
-		!strings.HasPrefix(via.branch, sip.RFC3261BranchMagicCookie):
+	if r.authOff || !rq.plainInvite() || !strings.HasPrefix(via.branch, sip.RFC3261BranchMagicCookie) {
 		return nil
 	}
 	if _, ok := rq.fields.first("Proxy-Authorization"); ok {
@@ -279,6 +276,15 @@ func (r *Registrar) statelessChallenge(rq *regRequest, via topVia) *StatusError 
 		return nil
 	}
 	return r.challenge(rq.fields, true, false, nil)
+}
+
+// plainInvite reports whether rq, read by parseRequest, is an INVITE
+// outside a dialog that validate would pass and route would not forward
+// by a Route: with To, From, Call-ID and CSeq, Max-Forwards above 0, and
+// no Via of ours. statelessChallenge and proxyInvite take only these.
+func (rq *regRequest) plainInvite() bool {
+	return rq.method == sip.INVITE && !rq.toTag && !rq.routed && !rq.noHops && !rq.looped &&
+		rq.hasTo && rq.from != "" && rq.callID != "" && rq.hasCSeq
 }
 
 // answerSelf answers a request addressed to the registrar itself.
