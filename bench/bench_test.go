@@ -29,6 +29,14 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s: %s: the prober timed nothing: %d probes, %d failed", o.Test, who, st.Probes, st.ProbesFailed)
 			}
 		}
+		for who, half := range map[string]*Step{"ours": o.OursAtHalf, "kamailio": o.KamailioAtHalf} {
+			if half == nil || half.OK == 0 || half.Probes == half.ProbesFailed || half.P99 == 0 || half.CPUPerKms == 0 {
+				t.Errorf("%s: %s: nothing measured at half Kamailio's maximum: %+v", o.Test, who, half)
+			}
+		}
+		if len(o.OursHalfRuns) != smokePlan.halfSlices || len(o.KamailioHalfRuns) != smokePlan.halfSlices {
+			t.Errorf("%s: %d and %d slices at half, want %d each", o.Test, len(o.OursHalfRuns), len(o.KamailioHalfRuns), smokePlan.halfSlices)
+		}
 	}
 	if r.RSSMiB <= 0 || r.KamailioRSSMiB <= 0 || r.RestartToServing == "" {
 		t.Errorf("memory or restart not measured: %+v", r)

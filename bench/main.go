@@ -30,23 +30,21 @@ type plan struct {
 	phoneCall time.Duration // length of the measured phone call
 	fixedRate int           // if set, one step at this rate instead of the search
 	keep      bool          // keep the working directory
-	// halfRounds is how many times each server runs at half Kamailio's
-	// maximum, alternating, so that a noisy moment on the machine falls
-	// on one round of one server rather than decides the comparison. With
-	// three, the median absorbed one noisy round, and two in one server's
-	// rounds decided several runs (docs/BENCHMARKS.md); five absorb two.
-	halfRounds int
-	halfStep   time.Duration // length of each of those steps
+	// halfSlices is how many slices of load each server gets at half
+	// Kamailio's maximum, the two taking turns (harness.atHalf), and
+	// halfSlice the length of each.
+	halfSlices int
+	halfSlice  time.Duration
 	// retryFailed runs a failed step of the search once more before the
 	// rate counts as failed.
 	retryFailed bool
 }
 
-var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfRounds: 5, halfStep: 10 * time.Second, retryFailed: true, bindings: 100000, phoneCall: 10 * time.Second}
+var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRate: 160000, refine: 3, halfSlices: 10, halfSlice: 3 * time.Second, retryFailed: true, bindings: 100000, phoneCall: 10 * time.Second}
 
 // smokePlan checks that the harness works, in seconds: no figure from it
 // means anything.
-var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, halfRounds: 1, halfStep: time.Second, bindings: 2000, phoneCall: 2 * time.Second}
+var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, halfSlices: 1, halfSlice: time.Second, bindings: 2000, phoneCall: 2 * time.Second}
 
 // Report is everything one run measured.
 type Report struct {
@@ -73,12 +71,14 @@ type Outcome struct {
 	Ours     Maximum `json:"ours"`
 	Kamailio Maximum `json:"kamailio"`
 	Ratio    float64 `json:"ratio"`
-	// Latency of each at half Kamailio's maximum rate: the round with
-	// the median p99 of each, and every round.
+	// Latency of each at half Kamailio's maximum rate, in slices taken
+	// in turns: each server's slices pooled, every slice, and in how
+	// many pairs of slices ours had the lower p99.
 	OursAtHalf       *Step  `json:"ours_at_half_kamailio_max,omitempty"`
 	KamailioAtHalf   *Step  `json:"kamailio_at_half_kamailio_max,omitempty"`
-	OursHalfRuns     []Step `json:"ours_half_rounds,omitempty"`
-	KamailioHalfRuns []Step `json:"kamailio_half_rounds,omitempty"`
+	OursHalfRuns     []Step `json:"ours_half_slices,omitempty"`
+	KamailioHalfRuns []Step `json:"kamailio_half_slices,omitempty"`
+	OursLowerSlices  int    `json:"ours_lower_slices"`
 }
 
 func main() {
@@ -172,7 +172,7 @@ func tuneSocketBuffers(logger *log.Logger) func() {
 func printReport(w *os.File, r *Report) {
 	fmt.Fprintf(w, "\nbenchmark %s on %s; %s; %s\n", r.Date, r.Host, r.Kamailio, r.Sipp)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "test\tours max/s\tkamailio max/s\tratio\tours p50/p99 at max\tkamailio p50/p99 at max\tours p99 at ½ kam\tkamailio p99 at ½ kam\tCPU ms/1000 at ½ kam: ours\tkamailio")
+	fmt.Fprintln(tw, "test\tours max/s\tkamailio max/s\tratio\tours p50/p99 at max\tkamailio p50/p99 at max\tours p99 at ½ kam\tkamailio p99 at ½ kam\tslices ours lower\tCPU ms/1000 at ½ kam: ours\tkamailio")
 	for _, o := range r.Loads {
 		half := func(s *Step) string {
 			if s == nil {
@@ -186,9 +186,9 @@ func printReport(w *os.File, r *Report) {
 			}
 			return fmt.Sprintf("%.0f", s.CPUPerKms)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\t%d of %d\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
 			o.Ours.At.P50, o.Ours.At.P99, o.Kamailio.At.P50, o.Kamailio.At.P99, half(o.OursAtHalf), half(o.KamailioAtHalf),
-			cpu(o.OursAtHalf), cpu(o.KamailioAtHalf))
+			o.OursLowerSlices, len(o.OursHalfRuns), cpu(o.OursAtHalf), cpu(o.KamailioAtHalf))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d bindings: ours %.1f MiB RSS after a restart (%.1f MiB right after the load; bolt store), Kamailio %.1f MiB PSS; restart to serving %s\n",
