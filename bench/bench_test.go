@@ -79,3 +79,40 @@ func TestSearch(t *testing.T) {
 		t.Fatalf("maximum %v over %d steps, want 12500", s.m.Rate, len(s.m.Steps))
 	}
 }
+
+// TestEvenUp: the server whose search ended lower gets the other's rate
+// when one of two more steps at it is sustained, and keeps its own when
+// both fail.
+func TestEvenUp(t *testing.T) {
+	step := func(ok bool) Step {
+		st := Step{Target: 9000, Rate: 9000, OK: 45000, Nominal: 5 * time.Second, LastOK: 5 * time.Second}
+		if !ok {
+			st.Rate, st.OK, st.Failed = 8000, 40000, 5000
+		}
+		return st
+	}
+	for _, tc := range []struct {
+		name     string
+		outcomes []bool
+		rate     float64
+		steps    int
+	}{
+		{"first sustained", []bool{true}, 9000, 2},
+		{"second sustained", []bool{false, true}, 9000, 3},
+		{"both failed", []bool{false, false}, 7000, 3},
+	} {
+		m := Maximum{Rate: 7000, Steps: []Step{{Target: 7000}}}
+		ran := 0
+		err := m.evenUp(9000, func(rate int) (*Step, error) {
+			if rate != 9000 || ran >= len(tc.outcomes) {
+				t.Fatalf("%s: step %d at %d/s", tc.name, ran+1, rate)
+			}
+			st := step(tc.outcomes[ran])
+			ran++
+			return &st, nil
+		})
+		if err != nil || m.Rate != tc.rate || len(m.Steps) != tc.steps {
+			t.Errorf("%s: rate %v over %d steps (%v), want %v over %d", tc.name, m.Rate, len(m.Steps), err, tc.rate, tc.steps)
+		}
+	}
+}
