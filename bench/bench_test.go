@@ -34,8 +34,8 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s: %s: nothing measured at half Kamailio's maximum: %+v", o.Test, who, half)
 			}
 		}
-		if len(o.OursHalfRuns) != smokePlan.halfSlices || len(o.KamailioHalfRuns) != smokePlan.halfSlices {
-			t.Errorf("%s: %d and %d slices at half, want %d each", o.Test, len(o.OursHalfRuns), len(o.KamailioHalfRuns), smokePlan.halfSlices)
+		if len(o.OursHalfSlices) != smokePlan.halfSlices || len(o.KamailioHalfSlices) != smokePlan.halfSlices {
+			t.Errorf("%s: %d and %d slices at half, want %d each", o.Test, len(o.OursHalfSlices), len(o.KamailioHalfSlices), smokePlan.halfSlices)
 		}
 	}
 	if r.RSSMiB <= 0 || r.KamailioRSSMiB <= 0 || r.RestartToServing == "" {

@@ -455,7 +455,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		}
 	}
 	k, u := &sides[0], &sides[1]
-	o.KamailioAtHalf, o.OursAtHalf, o.KamailioHalfRuns, o.OursHalfRuns = &k.pooled, &u.pooled, k.steps, u.steps
+	o.KamailioAtHalf, o.OursAtHalf, o.KamailioHalfSlices, o.OursHalfSlices = &k.pooled, &u.pooled, k.steps, u.steps
 	for n := range u.steps {
 		if u.steps[n].P99 < k.steps[n].P99 {
 			o.OursLowerSlices++

@@ -74,11 +74,11 @@ type Outcome struct {
 	// Latency of each at half Kamailio's maximum rate, in slices taken
 	// in turns: each server's slices pooled, every slice, and in how
 	// many pairs of slices ours had the lower p99.
-	OursAtHalf       *Step  `json:"ours_at_half_kamailio_max,omitempty"`
-	KamailioAtHalf   *Step  `json:"kamailio_at_half_kamailio_max,omitempty"`
-	OursHalfRuns     []Step `json:"ours_half_slices,omitempty"`
-	KamailioHalfRuns []Step `json:"kamailio_half_slices,omitempty"`
-	OursLowerSlices  int    `json:"ours_lower_slices"`
+	OursAtHalf         *Step  `json:"ours_at_half_kamailio_max,omitempty"`
+	KamailioAtHalf     *Step  `json:"kamailio_at_half_kamailio_max,omitempty"`
+	OursHalfSlices     []Step `json:"ours_half_slices,omitempty"`
+	KamailioHalfSlices []Step `json:"kamailio_half_slices,omitempty"`
+	OursLowerSlices    int    `json:"ours_lower_slices"`
 }
 
 func main() {
@@ -188,7 +188,7 @@ func printReport(w *os.File, r *Report) {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2f\t%v / %v\t%v / %v\t%s\t%s\t%d of %d\t%s\t%s\n", o.Test, o.Ours.Rate, o.Kamailio.Rate, o.Ratio,
 			o.Ours.At.P50, o.Ours.At.P99, o.Kamailio.At.P50, o.Kamailio.At.P99, half(o.OursAtHalf), half(o.KamailioAtHalf),
-			o.OursLowerSlices, len(o.OursHalfRuns), cpu(o.OursAtHalf), cpu(o.KamailioAtHalf))
+			o.OursLowerSlices, len(o.OursHalfSlices), cpu(o.OursAtHalf), cpu(o.KamailioAtHalf))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d bindings: ours %.1f MiB RSS after a restart (%.1f MiB right after the load; bolt store), Kamailio %.1f MiB PSS; restart to serving %s\n",
