@@ -2,6 +2,7 @@ package main
 
 import (
 	"log"
+	"net"
 	"os"
 	"slices"
 	"testing"
@@ -114,5 +115,43 @@ func TestEvenUp(t *testing.T) {
 		if err != nil || m.Rate != tc.rate || len(m.Steps) != tc.steps {
 			t.Errorf("%s: rate %v over %d steps (%v), want %v over %d", tc.name, m.Rate, len(m.Steps), err, tc.rate, tc.steps)
 		}
+	}
+}
+
+// TestSocketDrops fills a socket that nobody reads and finds the
+// datagrams the kernel dropped there, and none at a socket beside it.
+func TestSocketDrops(t *testing.T) {
+	full, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	if err := full.SetReadBuffer(1); err != nil { // the kernel's minimum
+		t.Fatal(err)
+	}
+	quiet, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	fullPort, quietPort := full.LocalAddr().(*net.UDPAddr).Port, quiet.LocalAddr().(*net.UDPAddr).Port
+	if n := socketDrops(fullPort); n != 0 {
+		t.Fatalf("%d drops before any datagram", n)
+	}
+	out, err := net.DialUDP("udp4", nil, full.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	for range 200 {
+		if _, err := out.Write(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := socketDrops(fullPort); n < 100 {
+		t.Errorf("%d drops at the full socket, want most of 200", n)
+	}
+	if n := socketDrops(quietPort); n != 0 {
+		t.Errorf("%d drops at the socket nobody sent to", n)
 	}
 }

@@ -144,6 +144,9 @@ type Step struct {
 	ProbesFailed int           `json:"probes_failed,omitempty"`
 	SippP50      time.Duration `json:"sipp_p50,omitempty"`
 	SippP99      time.Duration `json:"sipp_p99,omitempty"`
+	// Dropped is how many datagrams the kernel dropped at the server's
+	// socket, its receive buffer full (socketDrops).
+	Dropped int `json:"dropped_at_socket,omitempty"`
 	// CPUPerKms is the server's CPU time (all its processes) per 1000
 	// successful calls, sipp's and the prober's, in ms: what it costs,
 	// whoever else limits the rate.
@@ -210,8 +213,17 @@ func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err erro
 }
 
 func (h *harness) logStep(who string, lt loadTest, rate int, st *Step) {
-	h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed, p50 %v, p99 %v (%d probes, %d failed)%s, %.0f ms CPU per 1000",
-		who, lt.name, rate, st.Rate, st.OK, st.Failed, st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms)
+	h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed%s, p50 %v, p99 %v (%d probes, %d failed)%s, %.0f ms CPU per 1000",
+		who, lt.name, rate, st.Rate, st.OK, st.Failed, dropped(st), st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms)
+}
+
+// dropped reads " (n dropped by its socket)" for a step where the
+// server's socket overflowed, else "".
+func dropped(st *Step) string {
+	if st.Dropped == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d dropped by its socket)", st.Dropped)
 }
 
 // evenUp gives the server whose search ended lower two more steps at
@@ -380,9 +392,13 @@ func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (
 	if lt.call {
 		every = callProbeEvery
 	}
+	drops := socketDrops(srv.port)
 	pr := startProber(srv.addr, lt.auth, lt.call, h.plan.users, every)
 	s, err := h.sipp(srv, lt.scenario, rate, calls, l.extra...)
 	rtts, failed, perr := pr.finish()
+	if err == nil {
+		s.Dropped = socketDrops(srv.port) - drops
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s at %d/s: %w\n%s", who, lt.name, rate, err, srv.tail())
 	}
@@ -438,10 +454,11 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		if err != nil {
 			return err
 		}
-		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed)
+		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed%s", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed, dropped(s))
 		sd.steps, sd.rtts = append(sd.steps, *s), append(sd.rtts, rtts...)
 		p := &sd.pooled
 		p.OK, p.Failed, p.Nominal, p.Probes, p.ProbesFailed = p.OK+s.OK, p.Failed+s.Failed, p.Nominal+s.Nominal, p.Probes+s.Probes, p.ProbesFailed+s.ProbesFailed
+		p.Dropped += s.Dropped
 	}
 	for i := range sides {
 		sd := &sides[i]

@@ -212,6 +212,28 @@ func treeTicks(pid int) int {
 	return total
 }
 
+// socketDrops is how many datagrams the kernel has dropped so far on the
+// UDP sockets bound to port on 127.0.0.1, for a full receive buffer: the
+// last column of /proc/net/udp. A server that stops reading for long
+// enough loses requests there, and its UAs see timeouts.
+func socketDrops(port int) int {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return 0
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	total := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		// sl local_address rem_address st ... drops
+		f := strings.Fields(line)
+		if len(f) > 2 && f[1] == local {
+			n, _ := strconv.Atoi(f[len(f)-1])
+			total += n
+		}
+	}
+	return total
+}
+
 // cpuTicks is a process's user and system time, in clock ticks (100/s).
 func cpuTicks(pid int) (int, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -17,6 +17,7 @@ type server struct {
 	*proc
 	who   string
 	addr  string
+	port  int
 	admin string // ours only
 	dir   string
 }
@@ -29,7 +30,7 @@ func (h *harness) start(who string, auth bool, store, dir string, n int) (*serve
 		if err != nil {
 			return nil, err
 		}
-		s := &server{who: who, addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir}
+		s := &server{who: who, addr: "127.0.0.1:" + strconv.Itoa(port), port: port, dir: dir}
 		if who == "kamailio" {
 			err = h.startKamailio(s, port, auth, n)
 		} else {
