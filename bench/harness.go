@@ -147,6 +147,11 @@ type Step struct {
 	// Dropped is how many datagrams the kernel dropped at the server's
 	// socket, its receive buffer full (socketDrops).
 	Dropped int `json:"dropped_at_socket,omitempty"`
+	// SippDropped is the same at sipp's socket, read every 100 ms while
+	// sipp ran (so at least that many): sipp fell behind and lost
+	// answers, which it counts as timeouts when its retransmissions'
+	// answers are lost too.
+	SippDropped int `json:"dropped_at_sipp_socket,omitempty"`
 	// CPUPerKms is the server's CPU time (all its processes) per 1000
 	// successful calls, sipp's and the prober's, in ms: what it costs,
 	// whoever else limits the rate.
@@ -217,13 +222,13 @@ func (h *harness) logStep(who string, lt loadTest, rate int, st *Step) {
 		who, lt.name, rate, st.Rate, st.OK, st.Failed, dropped(st), st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms)
 }
 
-// dropped reads " (n dropped by its socket)" for a step where the
-// server's socket overflowed, else "".
+// dropped reads " (n dropped at its socket, m at sipp's)" for a step
+// where either socket overflowed, else "".
 func dropped(st *Step) string {
-	if st.Dropped == 0 {
+	if st.Dropped == 0 && st.SippDropped == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d dropped by its socket)", st.Dropped)
+	return fmt.Sprintf(" (%d dropped at its socket, %d at sipp's)", st.Dropped, st.SippDropped)
 }
 
 // evenUp gives the server whose search ended lower two more steps at
@@ -458,7 +463,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		sd.steps, sd.rtts = append(sd.steps, *s), append(sd.rtts, rtts...)
 		p := &sd.pooled
 		p.OK, p.Failed, p.Nominal, p.Probes, p.ProbesFailed = p.OK+s.OK, p.Failed+s.Failed, p.Nominal+s.Nominal, p.Probes+s.Probes, p.ProbesFailed+s.ProbesFailed
-		p.Dropped += s.Dropped
+		p.Dropped, p.SippDropped = p.Dropped+s.Dropped, p.SippDropped+s.SippDropped
 	}
 	for i := range sides {
 		sd := &sides[i]
@@ -501,13 +506,24 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	if err != nil {
 		return nil, err
 	}
-	<-p.done
+	// sipp's socket goes with it: its drops are read while it runs.
+	sippDrops := 0
+	tick := time.NewTicker(100 * time.Millisecond)
+	for running := true; running; {
+		select {
+		case <-tick.C:
+			sippDrops = max(sippDrops, socketDrops(port))
+		case <-p.done:
+			running = false
+		}
+	}
+	tick.Stop()
 	wall := time.Since(start)
 	var ee *exec.ExitError
 	if err := p.err; err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		return nil, fmt.Errorf("sipp: %w: %s", err, p.tail())
 	}
-	s := &Step{Target: rate}
+	s := &Step{Target: rate, SippDropped: sippDrops}
 	if s.OK, s.Failed, err = sippCounts(dir); err != nil {
 		return nil, err
 	}
