@@ -100,9 +100,6 @@ type inviteTx struct {
 	upCode      int  // the final status sent upstream, 0 before
 	upDone      bool // that was a 2xx, or its ACK came, or Timer H fired
 
-	// ob is where sends go while txMu is held: see outbox.
-	ob *outbox
-
 	timer *time.Timer
 	// When each timer is due next, zero when it does not run; every
 	// is the interval of the retransmissions it drives.
@@ -132,11 +129,8 @@ func (c *statelessConn) proxyInvite(rd *reader, b []byte, addr net.Addr) bool {
 	key := serverKey{branch: via.branch, host: via.host, port: via.port}
 	c.txMu.Lock()
 	if prev := c.calls[key]; prev != nil {
-		prev.ob = &rd.ob
 		prev.retransmitted()
-		prev.ob = nil
-		c.txMu.Unlock()
-		c.flush(&rd.ob)
+		c.unlockTx(&rd.ob)
 		return true
 	}
 	// Claimed: a copy that another reader reads meanwhile is absorbed.
@@ -193,22 +187,18 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 			// by Timer G until the caller's ACK, and not worked out
 			// again, which would find the nonce used.
 			c.txMu.Lock()
-			t.ob = &rd.ob
 			t.ready, t.downDone = true, true
 			c.r.metrics.transactions.Inc()
 			t.timer = time.AfterFunc(c.t1, t.fire)
 			t.upstream(c.appendRefusal(nil, datagram{data, addr}, via.host, se), se.Code)
 			t.schedule(now)
-			t.ob = nil
-			c.txMu.Unlock()
-			c.flush(&rd.ob)
+			c.unlockTx(&rd.ob)
 			return true
 		}
 	}
 
 	c.txMu.Lock()
 	c.txs[t.branch] = t
-	t.ob = &rd.ob
 	t.ready = true
 	c.r.metrics.transactions.Inc()
 	t.inviteEvery = c.t1
@@ -216,9 +206,7 @@ func (c *statelessConn) startTx(rd *reader, t *inviteTx, data string, addr net.A
 	t.timer = time.AfterFunc(c.t1, t.fire)
 	t.answer(sip.StatusTrying, "Trying")
 	t.send(t.invite, t.down)
-	t.ob = nil
-	c.txMu.Unlock()
-	c.flush(&rd.ob)
+	c.unlockTx(&rd.ob)
 	return true
 }
 
@@ -361,7 +349,7 @@ func (t *inviteTx) answer(code int, reason string) {
 // upstream sends a response to the caller, keeping a provisional or a
 // failure for retransmissions.
 func (t *inviteTx) upstream(res []byte, code int) {
-	*t.ob = append(*t.ob, outgoing{b: res, to: t.up, method: sip.INVITE, callID: t.callID, code: code})
+	t.c.pending = append(t.c.pending, outgoing{b: res, to: t.up, method: sip.INVITE, callID: t.callID, code: code})
 	switch {
 	case code < 200:
 		t.last = res
@@ -378,7 +366,7 @@ func (t *inviteTx) upstream(res []byte, code int) {
 // send queues a request, or a response that is not counted, for when
 // txMu is let go.
 func (t *inviteTx) send(b []byte, to netip.AddrPort) {
-	*t.ob = append(*t.ob, outgoing{b: b, to: to, callID: t.callID})
+	t.c.pending = append(t.c.pending, outgoing{b: b, to: to, callID: t.callID})
 }
 
 // outbox holds what a reader or a timer sends once it has let go of
@@ -393,6 +381,16 @@ type outgoing struct {
 	method sip.RequestMethod
 	callID string
 	code   int
+}
+
+// unlockTx lets go of txMu, and then sends what the holder queued,
+// through ob, the caller's own outbox.
+func (c *statelessConn) unlockTx(ob *outbox) {
+	*ob = append(*ob, c.pending...)
+	clear(c.pending)
+	c.pending = c.pending[:0]
+	c.txMu.Unlock()
+	c.flush(ob)
 }
 
 // flush sends what ob holds, and empties it.
@@ -436,8 +434,7 @@ func (t *inviteTx) appendRequest(dst []byte, method sip.RequestMethod, to string
 func (c *statelessConn) txResponse(rd *reader, b []byte) bool {
 	c.txMu.Lock()
 	ok := c.txResponseLocked(rd, string(b))
-	c.txMu.Unlock()
-	c.flush(&rd.ob)
+	c.unlockTx(&rd.ob)
 	return ok
 }
 
@@ -466,11 +463,7 @@ func (c *statelessConn) txResponseLocked(rd *reader, data string) bool {
 	}
 	rd.out = out
 	now := time.Now()
-	t.ob = &rd.ob
-	defer func() {
-		t.schedule(now)
-		t.ob = nil
-	}()
+	defer t.schedule(now)
 	if rr.method == string(sip.CANCEL) {
 		t.cancelAt = time.Time{} // answered: the 487 is still to come
 		return true
@@ -540,17 +533,14 @@ func (c *statelessConn) txCancel(rd *reader, b []byte, addr net.Addr) bool {
 	c.r.metrics.requests.WithLabelValues(string(sip.CANCEL)).Inc()
 	out := c.appendReply(rd.out[:0], datagram{data, addr}, via.host, true, sip.StatusOK, "OK")
 	rd.out = append(out, "Content-Length: 0\r\n\r\n"...)
-	rd.ob = append(rd.ob, outgoing{b: rd.out, to: t.up, method: sip.CANCEL, callID: t.callID, code: sip.StatusOK})
+	c.pending = append(c.pending, outgoing{b: rd.out, to: t.up, method: sip.CANCEL, callID: t.callID, code: sip.StatusOK})
 	if !t.canceled && t.upCode == 0 {
 		now := time.Now()
 		t.canceled = true
-		t.ob = &rd.ob
 		t.cancelDown(now)
-		t.ob = nil
 		t.schedule(now)
 	}
-	c.txMu.Unlock()
-	c.flush(&rd.ob)
+	c.unlockTx(&rd.ob)
 	return true
 }
 
@@ -593,11 +583,8 @@ func (t *inviteTx) fire() {
 	c := t.c
 	var ob outbox
 	c.txMu.Lock()
-	t.ob = &ob
 	t.tick()
-	t.ob = nil
-	c.txMu.Unlock()
-	c.flush(&ob)
+	c.unlockTx(&ob)
 }
 
 func (t *inviteTx) tick() {

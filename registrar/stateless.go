@@ -119,13 +119,15 @@ type statelessConn struct {
 	pass    chan datagram
 	readErr error
 	// calls and txs are proxyInvite's transactions, by the caller's
-	// Via and by ours; txMark is in our branches. txMu guards them and
-	// the transactions.
-	txMu   sync.Mutex
-	calls  map[serverKey]*inviteTx
-	txs    map[string]*inviteTx
-	txMark []byte
-	t1     time.Duration // timerT1
+	// Via and by ours; txMark is in our branches. txMu guards them, the
+	// transactions, and pending: what the holder sends once it lets go
+	// (unlockTx).
+	txMu    sync.Mutex
+	calls   map[serverKey]*inviteTx
+	txs     map[string]*inviteTx
+	pending outbox
+	txMark  []byte
+	t1      time.Duration // timerT1
 	// tagPrefix and tags make To tags and branches: random per
 	// connection, then a count.
 	tagPrefix string
@@ -141,7 +143,7 @@ type reader struct {
 	invite   regRequest // challenge's and proxyInvite's
 	relaying relaying   // relayInDialog's
 	out, ack []byte
-	ob       outbox // proxyInvite's, txResponse's and txCancel's
+	ob       outbox // what it sends after txMu (unlockTx)
 }
 
 var (
