@@ -158,6 +158,14 @@ type Step struct {
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
 }
 
+// setCPU sets CPUPerKms from the server's CPU ticks over the step: 10
+// ms a tick, over thousands of calls served, sipp's and the prober's.
+func (s *Step) setCPU(ticks int) {
+	if served := s.OK + s.Probes - s.ProbesFailed; served > 0 {
+		s.CPUPerKms = float64(ticks) * 10 / float64(served) * 1000
+	}
+}
+
 // sippP99s reads ", sipp's p99 …" for steps under call load, else "".
 func sippP99s(steps ...*Step) string {
 	var s []string
@@ -418,10 +426,7 @@ func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (
 	if !srv.alive() {
 		return nil, nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
 	}
-	if served := s.OK + s.Probes - s.ProbesFailed; served > 0 {
-		// 10 ms a tick, over thousands of requests.
-		s.CPUPerKms = float64(treeTicks(srv.cmd.Process.Pid)-ticks) * 10 / float64(served) * 1000
-	}
+	s.setCPU(treeTicks(srv.cmd.Process.Pid) - ticks)
 	return s, rtts, nil
 }
 
@@ -472,9 +477,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		p.Target, p.Rate, p.P50, p.P99 = rate, float64(p.OK)/p.Nominal.Seconds(), percentile(sd.rtts, 0.50), percentile(sd.rtts, 0.99)
 		// The whole time, slices of the other server included: what a
 		// server does after its load (timers, collections) is its cost.
-		if served := p.OK + p.Probes - p.ProbesFailed; served > 0 {
-			p.CPUPerKms = float64(treeTicks(sd.l.srv.cmd.Process.Pid)-sd.ticks) * 10 / float64(served) * 1000
-		}
+		p.setCPU(treeTicks(sd.l.srv.cmd.Process.Pid) - sd.ticks)
 	}
 	k, u := &sides[0], &sides[1]
 	o.KamailioAtHalf, o.OursAtHalf, o.KamailioHalfSlices, o.OursHalfSlices = &k.pooled, &u.pooled, k.steps, u.steps
