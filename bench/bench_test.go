@@ -35,6 +35,9 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s: %s: nothing measured at half Kamailio's maximum: %+v", o.Test, who, half)
 			}
 		}
+		if o.P99Ratio <= 0 || o.P99Low > o.P99High {
+			t.Errorf("%s: p99 ratio at half %.2f, interval %.2f–%.2f", o.Test, o.P99Ratio, o.P99Low, o.P99High)
+		}
 		if len(o.OursHalfSlices) != smokePlan.halfSlices || len(o.KamailioHalfSlices) != smokePlan.halfSlices {
 			t.Errorf("%s: %d and %d slices at half, want %d each", o.Test, len(o.OursHalfSlices), len(o.KamailioHalfSlices), smokePlan.halfSlices)
 		}

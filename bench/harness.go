@@ -443,6 +443,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		l      *loaded
 		ticks  int
 		rtts   []time.Duration
+		each   [][]time.Duration // rtts by slice
 		steps  []Step
 		pooled Step
 	}
@@ -465,7 +466,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			return err
 		}
 		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed%s", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed, dropped(s))
-		sd.steps, sd.rtts = append(sd.steps, *s), append(sd.rtts, rtts...)
+		sd.steps, sd.rtts, sd.each = append(sd.steps, *s), append(sd.rtts, rtts...), append(sd.each, rtts)
 		p := &sd.pooled
 		p.OK, p.Failed, p.Nominal, p.Probes, p.ProbesFailed = p.OK+s.OK, p.Failed+s.Failed, p.Nominal+s.Nominal, p.Probes+s.Probes, p.ProbesFailed+s.ProbesFailed
 		p.Dropped, p.SippDropped = p.Dropped+s.Dropped, p.SippDropped+s.SippDropped
@@ -486,8 +487,13 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			o.OursLowerSlices++
 		}
 	}
-	h.log.Printf("  at %d/s, %d slices of %v each: p99 ours %v, Kamailio %v (slices' median %v, %v; ours lower in %d of %d)",
-		rate, len(u.steps), h.plan.halfSlice, u.pooled.P99, k.pooled.P99, medianP99(u.steps).P99, medianP99(k.steps).P99, o.OursLowerSlices, len(u.steps))
+	if k.pooled.P99 > 0 {
+		o.P99Ratio = float64(u.pooled.P99) / float64(k.pooled.P99)
+	}
+	o.P99Low, o.P99High = p99Interval(u.each, k.each, 1000)
+	h.log.Printf("  at %d/s, %d slices of %v each: p99 ours %v, Kamailio %v, ratio %.2f (90%% interval %.2f–%.2f; slices' median %v, %v; ours lower in %d of %d)",
+		rate, len(u.steps), h.plan.halfSlice, u.pooled.P99, k.pooled.P99, o.P99Ratio, o.P99Low, o.P99High,
+		medianP99(u.steps).P99, medianP99(k.steps).P99, o.OursLowerSlices, len(u.steps))
 	return nil
 }
 
