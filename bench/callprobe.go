@@ -38,6 +38,32 @@ func (p *prober) startCallee() (net.Conn, error) {
 	return conn, nil
 }
 
+// stopCallee removes the callee's binding, from conn, as a UA does when
+// it stops, and closes the callee. Each slice of load has a prober and a
+// callee of its own: left bound, the callees of earlier slices piled up
+// on probeCallee, and both servers forked every probe call to all of
+// them, to ports nobody reads. Ours took its slower path for calls with
+// more than one binding, and Kamailio (12 branches at most, tm's
+// max_branches) no longer reached the live callee from the thirteenth
+// slice.
+//
+// The prober does not retransmit, so the REGISTER is tried three times:
+// at the end of an overloaded step, a server may still be dropping.
+func (p *prober) stopCallee(conn, callee net.Conn) {
+	var err error
+	for try := range 3 {
+		if err = p.bind(conn, probeCallee, -2-try, callee.LocalAddr().String(), 0); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		p.mu.Lock()
+		p.err = errors.Join(p.err, fmt.Errorf("the call prober's callee did not unregister: %w", err))
+		p.mu.Unlock()
+	}
+	callee.Close()
+}
+
 // answerCalls answers each INVITE with 180 and 200, and each BYE with
 // 200, until conn is closed.
 func answerCalls(conn net.Conn) {

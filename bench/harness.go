@@ -239,6 +239,15 @@ func dropped(st *Step) string {
 	return fmt.Sprintf(" (%d dropped at its socket, %d at sipp's)", st.Dropped, st.SippDropped)
 }
 
+// probesFailed says how many of the prober's exchanges or calls failed,
+// each counted as probeTimeout, when any did.
+func probesFailed(st *Step) string {
+	if st.ProbesFailed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of the prober's %d failed)", st.ProbesFailed, st.Probes)
+}
+
 // evenUp gives the server whose search ended lower two more steps at
 // the other's maximum rate, and that rate if one of them is sustained.
 // A noisy minute on this machine can fail one rate twice in a row, and
@@ -465,7 +474,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		if err != nil {
 			return err
 		}
-		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed%s", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed, dropped(s))
+		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed%s%s", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed, dropped(s), probesFailed(s))
 		sd.steps, sd.rtts, sd.each = append(sd.steps, *s), append(sd.rtts, rtts...), append(sd.each, rtts)
 		p := &sd.pooled
 		p.OK, p.Failed, p.Nominal, p.Probes, p.ProbesFailed = p.OK+s.OK, p.Failed+s.Failed, p.Nominal+s.Nominal, p.Probes+s.Probes, p.ProbesFailed+s.ProbesFailed

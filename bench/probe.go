@@ -68,7 +68,7 @@ func (p *prober) run() {
 			p.err = err
 			return
 		}
-		defer callee.Close()
+		defer p.stopCallee(conn, callee)
 		probe = func(i int) (time.Duration, error) { return p.placeCall(conn, i) }
 	}
 	tick := time.NewTicker(p.every)
@@ -96,14 +96,22 @@ var (
 	realmRE  = regexp.MustCompile(`realm="([^"]+)"`)
 )
 
-// register does one REGISTER exchange, answering a 401 when asked.
+// register binds user to conn's address for an hour, in one REGISTER
+// exchange.
 func (p *prober) register(conn net.Conn, user string, i int) error {
+	return p.bind(conn, user, i, conn.LocalAddr().String(), 3600)
+}
+
+// bind does one REGISTER exchange from conn that binds user to contact
+// for expires seconds (0 removes the binding), answering a 401 when
+// asked.
+func (p *prober) bind(conn net.Conn, user string, i int, contact string, expires int) error {
 	local := conn.LocalAddr().String()
 	uri := "sip:" + p.addr
 	req := func(cseq int, authz string) string {
 		return fmt.Sprintf("REGISTER %[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s;branch=z9hG4bK-pr%[3]d-%[4]d;rport\r\nMax-Forwards: 70\r\n"+
 			"From: <sip:%[5]s@127.0.0.1>;tag=pr%[3]d\r\nTo: <sip:%[5]s@127.0.0.1>\r\nCall-ID: probe-%[3]d@%[2]s\r\nCSeq: %[4]d REGISTER\r\n"+
-			"Contact: <sip:%[5]s@%[2]s>\r\nExpires: 3600\r\n%[6]sContent-Length: 0\r\n\r\n", uri, local, i, cseq, user, authz)
+			"Contact: <sip:%[5]s@%[7]s>\r\nExpires: %[8]d\r\n%[6]sContent-Length: 0\r\n\r\n", uri, local, i, cseq, user, authz, contact, expires)
 	}
 	res, err := exchange(conn, req(1, ""))
 	if err != nil {
