@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// TestCallProberUnbinds runs the call prober twice against our
+// registrar, as two slices of load do, and checks that its callee
+// leaves no binding behind: left bound, the callees of earlier slices
+// took a share of every probe call (stopCallee).
+func TestCallProberUnbinds(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/registrar")
+	build.Dir, build.Stderr = root, os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}
+	srv, err := h.start("ours", true, "memory", h.scratch("ours"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	for slice := 1; slice <= 2; slice++ {
+		pr := startProber(srv.addr, true, true, 2, 20*time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
+		during := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1")
+		rtts, failed, err := pr.finish()
+		if err != nil || len(rtts) == 0 || failed > 0 {
+			t.Fatalf("slice %d: %d calls, %d failed, %v", slice, len(rtts), failed, err)
+		}
+		if during != 1 {
+			t.Errorf("during slice %d, %s had %d bindings, want its callee's", slice, probeCallee, during)
+		}
+		if n := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1"); n != 0 {
+			t.Errorf("after slice %d, %s has %d bindings, want none", slice, probeCallee, n)
+		}
+	}
+}
+
+// bindings counts aor's live bindings, from our registrar's admin
+// listener.
+func bindings(t *testing.T, admin, aor string) int {
+	res, err := http.Get("http://" + admin + "/registrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var regs []struct {
+		AOR      string `json:"aor"`
+		Contacts []any  `json:"contacts"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&regs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range regs {
+		if r.AOR == aor {
+			return len(r.Contacts)
+		}
+	}
+	return 0
+}
