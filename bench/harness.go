@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -508,40 +509,56 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 
 // sipp runs one bounded load and reads its counts and response times.
 func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...string) (*Step, error) {
-	dir := h.scratch("sipp")
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	args := append([]string{"-sf", filepath.Join(h.root, "bench", "sipp", scenario),
-		"-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
-		"-l", strconv.Itoa(max(rate, 100)), "-recv_timeout", "2000", "-timeout", fmt.Sprint(calls/max(rate, 1)*3+10) + "s",
-		"-max_recv_loops", "10000", "-max_sched_loops", "10000",
-		"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
-	args = append(args, srv.addr)
-	start := time.Now()
-	p, err := startProc("sipp", dir, exec.Command("sipp", args...))
-	if err != nil {
-		return nil, err
-	}
-	// sipp's socket goes with it: its drops are read while it runs.
-	sippDrops := 0
-	tick := time.NewTicker(100 * time.Millisecond)
-	for running := true; running; {
-		select {
-		case <-tick.C:
-			sippDrops = max(sippDrops, socketDrops(port))
-		case <-p.done:
-			running = false
+	var (
+		dir       string
+		p         *proc
+		sippDrops int
+		wall      time.Duration
+	)
+	for attempt := 1; ; attempt++ {
+		dir = h.scratch("sipp") // one for each attempt, for its files
+		port, err := freePort()
+		if err != nil {
+			return nil, err
 		}
+		args := append([]string{"-sf", filepath.Join(h.root, "bench", "sipp", scenario),
+			"-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
+			"-l", strconv.Itoa(max(rate, 100)), "-recv_timeout", "2000", "-timeout", fmt.Sprint(calls/max(rate, 1)*3+10) + "s",
+			"-max_recv_loops", "10000", "-max_sched_loops", "10000",
+			"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
+		args = append(args, srv.addr)
+		start := time.Now()
+		if p, err = startProc("sipp", dir, exec.Command("sipp", args...)); err != nil {
+			return nil, err
+		}
+		// sipp's socket goes with it: its drops are read while it runs.
+		sippDrops = 0
+		tick := time.NewTicker(100 * time.Millisecond)
+		for running := true; running; {
+			select {
+			case <-tick.C:
+				sippDrops = max(sippDrops, socketDrops(port))
+			case <-p.done:
+				running = false
+			}
+		}
+		tick.Stop()
+		wall = time.Since(start)
+		// As with the servers (start), a free port can be taken between
+		// freePort and sipp's bind, by another socket of the run: sipp
+		// then ends at once, having sent nothing. Take another.
+		if log, _ := os.ReadFile(p.logPath); attempt < 3 && bytes.Contains(log, []byte("Unable to bind main socket")) {
+			h.log.Printf("  sipp: port %d taken meanwhile, trying another", port)
+			continue
+		}
+		break
 	}
-	tick.Stop()
-	wall := time.Since(start)
 	var ee *exec.ExitError
 	if err := p.err; err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
 		return nil, fmt.Errorf("sipp: %w: %s", err, p.tail())
 	}
 	s := &Step{Target: rate, SippDropped: sippDrops}
+	var err error
 	if s.OK, s.Failed, err = sippCounts(dir); err != nil {
 		return nil, err
 	}
