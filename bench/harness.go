@@ -547,7 +547,7 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 		// As with the servers (start), a free port can be taken between
 		// freePort and sipp's bind, by another socket of the run: sipp
 		// then ends at once, having sent nothing. Take another.
-		if log, _ := os.ReadFile(p.logPath); attempt < 3 && bytes.Contains(log, []byte("Unable to bind main socket")) {
+		if out, _ := os.ReadFile(p.logPath); attempt < 3 && bytes.Contains(out, []byte("Unable to bind main socket")) {
 			h.log.Printf("  sipp: port %d taken meanwhile, trying another", port)
 			continue
 		}
