@@ -5,7 +5,6 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
@@ -20,9 +19,7 @@ func TestCallProberUnbinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/registrar")
-	build.Dir, build.Stderr = root, os.Stderr
-	if err := build.Run(); err != nil {
+	if err := build(root, dir, "./cmd/registrar"); err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}

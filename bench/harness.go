@@ -452,8 +452,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 	var sides [2]struct {
 		l      *loaded
 		ticks  int
-		rtts   []time.Duration
-		each   [][]time.Duration // rtts by slice
+		each   [][]time.Duration // the prober's times, by slice
 		steps  []Step
 		pooled Step
 	}
@@ -476,7 +475,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			return err
 		}
 		h.log.Printf("  %s slice %d at %d/s: p99 %v%s, %d ok, %d failed%s%s", sd.l.srv.who, len(sd.steps)+1, rate, s.P99, sippP99s(s), s.OK, s.Failed, dropped(s), probesFailed(s))
-		sd.steps, sd.rtts, sd.each = append(sd.steps, *s), append(sd.rtts, rtts...), append(sd.each, rtts)
+		sd.steps, sd.each = append(sd.steps, *s), append(sd.each, rtts)
 		p := &sd.pooled
 		p.OK, p.Failed, p.Nominal, p.Probes, p.ProbesFailed = p.OK+s.OK, p.Failed+s.Failed, p.Nominal+s.Nominal, p.Probes+s.Probes, p.ProbesFailed+s.ProbesFailed
 		p.Dropped, p.SippDropped = p.Dropped+s.Dropped, p.SippDropped+s.SippDropped
@@ -484,8 +483,9 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 	for i := range sides {
 		sd := &sides[i]
 		p := &sd.pooled
-		slices.Sort(sd.rtts)
-		p.Target, p.Rate, p.P50, p.P99 = rate, float64(p.OK)/p.Nominal.Seconds(), percentile(sd.rtts, 0.50), percentile(sd.rtts, 0.99)
+		all := slices.Concat(sd.each...)
+		slices.Sort(all)
+		p.Target, p.Rate, p.P50, p.P99 = rate, float64(p.OK)/p.Nominal.Seconds(), percentile(all, 0.50), percentile(all, 0.99)
 		// The whole time, slices of the other server included: what a
 		// server does after its load (timers, collections) is its cost.
 		p.setCPU(treeTicks(sd.l.srv.cmd.Process.Pid) - sd.ticks)
@@ -497,9 +497,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			o.OursLowerSlices++
 		}
 	}
-	if k.pooled.P99 > 0 {
-		o.P99Ratio = float64(u.pooled.P99) / float64(k.pooled.P99)
-	}
+	o.P99Ratio = p99Ratio(u.each, k.each, nil)
 	o.P99Low, o.P99High = p99Interval(u.each, k.each, 1000)
 	h.log.Printf("  at %d/s, %d slices of %v each: p99 ours %v, Kamailio %v, ratio %.2f (90%% interval %.2f–%.2f; slices' median %v, %v; ours lower in %d of %d)",
 		rate, len(u.steps), h.plan.halfSlice, u.pooled.P99, k.pooled.P99, o.P99Ratio, o.P99Low, o.P99High,

@@ -133,16 +133,24 @@ func run(p plan, only string, logger *log.Logger) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/registrar", "./cmd/phone")
-	build.Dir, build.Stderr = root, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+	if err := build(root, dir, "./cmd/registrar", "./cmd/phone"); err != nil {
+		return nil, err
 	}
 	h := &harness{plan: p, dir: dir, root: root, bin: dir, log: logger}
 	restore := tuneSocketBuffers(logger)
 	setRestore(restore)
 	defer func() { setRestore(nil); restore() }()
 	return h.all(only)
+}
+
+// build builds the packages of the repository at root into dir.
+func build(root, dir string, pkgs ...string) error {
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir, cmd.Stderr = root, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("build %v: %w", pkgs, err)
+	}
+	return nil
 }
 
 // repoRoot is the module root: bench/ lives just below it.
