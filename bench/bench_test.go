@@ -42,6 +42,17 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %d and %d slices at half, want %d each", o.Test, len(o.OursHalfSlices), len(o.KamailioHalfSlices), smokePlan.halfSlices)
 		}
 	}
+	// The probe times kept in the results pool back to the run's own
+	// figures (go run ./bench -pool).
+	ps := poolRuns([]*Report{r})
+	if len(ps) != len(r.Loads) {
+		t.Errorf("pooled %d tests of %d", len(ps), len(r.Loads))
+	}
+	for i, p := range ps {
+		if o := r.Loads[i]; p.Test != o.Test || p.Pairs != smokePlan.halfSlices || p.Ratio != o.P99Ratio || p.OursP99 != o.OursAtHalf.P99 {
+			t.Errorf("pooled %+v, from the run %s: ratio %.2f, ours p99 %v", p, o.Test, o.P99Ratio, o.OursAtHalf.P99)
+		}
+	}
 	if r.RSSMiB <= 0 || r.KamailioRSSMiB <= 0 || r.RestartToServing == "" {
 		t.Errorf("memory or restart not measured: %+v", r)
 	}

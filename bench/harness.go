@@ -497,6 +497,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			o.OursLowerSlices++
 		}
 	}
+	o.OursHalfProbes, o.KamailioHalfProbes = toMicros(u.each), toMicros(k.each)
 	o.P99Ratio = p99Ratio(u.each, k.each, nil)
 	o.P99Low, o.P99High = p99Interval(u.each, k.each, 1000)
 	h.log.Printf("  at %d/s, %d slices of %v each: p99 ours %v, Kamailio %v, ratio %.2f (90%% interval %.2f–%.2f; slices' median %v, %v; ours lower in %d of %d)",

@@ -4,6 +4,7 @@
 // seconds. Results are printed as a table and written as JSON.
 //
 //	go run ./bench -out bench-results.json
+//	go run ./bench -pool run1.json run2.json   # latency at half, over runs
 package main
 
 import (
@@ -87,6 +88,10 @@ type Outcome struct {
 	P99Ratio float64 `json:"p99_ratio_at_half"`
 	P99Low   float64 `json:"p99_ratio_low"`
 	P99High  float64 `json:"p99_ratio_high"`
+	// The prober's times at half, by slice, to the microsecond (which is
+	// all a p99 here keeps): what -pool pools over several runs.
+	OursHalfProbes     [][]int32 `json:"ours_half_probes_us,omitempty"`
+	KamailioHalfProbes [][]int32 `json:"kamailio_half_probes_us,omitempty"`
 }
 
 func main() {
@@ -95,7 +100,16 @@ func main() {
 	only := flag.String("only", "", "run only the tests whose name contains this (load tests, bindings, phone)")
 	rate := flag.Int("rate", 0, "instead of searching for the maximum, run the load tests once at this rate")
 	keep := flag.Bool("keep", false, "keep the working directory, with every server's and sipp's log")
+	pool := flag.Bool("pool", false, "measure nothing: pool the latency at half over the result files named after the flags")
 	flag.Parse()
+	if *pool {
+		rs, err := readReports(flag.Args())
+		if err != nil {
+			log.Fatal(err)
+		}
+		printPooled(os.Stdout, poolRuns(rs))
+		return
+	}
 	p := fullPlan
 	if *smoke {
 		p = smokePlan
