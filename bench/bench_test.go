@@ -64,26 +64,15 @@ func TestSmoke(t *testing.T) {
 // TestSearch runs the search for a maximum against a made-up server
 // that sustains up to a given rate, and fails one step by chance.
 func TestSearch(t *testing.T) {
-	const limit = 13000
 	s := &search{who: "made-up", plan: fullPlan}
-	var rates []int
 	flaked := false
-	for {
-		rate, ok := s.next()
-		if !ok {
-			break
+	rates := drive(t, s, func(rate int) bool {
+		if rate == 10000 && !flaked {
+			flaked = true
+			return false
 		}
-		rates = append(rates, rate)
-		st := Step{Target: rate, Rate: float64(rate), OK: rate, Nominal: time.Second, LastOK: time.Second}
-		if rate > limit || rate == 10000 && !flaked {
-			flaked = flaked || rate == 10000
-			st.Rate, st.OK, st.Failed = float64(rate)/2, rate/2, rate/2
-		}
-		s.record(st)
-		if len(rates) > 20 {
-			t.Fatalf("no end: %v", rates)
-		}
-	}
+		return rate <= 13000
+	})
 	// Doubling, 10,000 failed once and then held, 20,000 failed twice,
 	// then three halvings of the gap, each failed one tried twice.
 	want := []int{2500, 5000, 10000, 10000, 20000, 20000, 15000, 15000, 12500, 13750, 13750}
@@ -92,6 +81,69 @@ func TestSearch(t *testing.T) {
 	}
 	if s.m.Rate != 12500 || len(s.m.Steps) != len(want) {
 		t.Fatalf("maximum %v over %d steps, want 12500", s.m.Rate, len(s.m.Steps))
+	}
+}
+
+// drive runs a search to its end against a made-up server that
+// sustains the rates sustains says, and returns the rates it ran.
+func drive(t *testing.T, s *search, sustains func(rate int) bool) []int {
+	t.Helper()
+	var rates []int
+	for {
+		rate, ok := s.next()
+		if !ok {
+			return rates
+		}
+		rates = append(rates, rate)
+		st := Step{Target: rate, Rate: float64(rate), OK: rate, Nominal: time.Second, LastOK: time.Second}
+		if !sustains(rate) {
+			st.Rate, st.OK, st.Failed = float64(rate)/2, rate/2, rate/2
+		}
+		s.record(st)
+		if len(rates) > 20 {
+			t.Fatalf("no end: %v", rates)
+		}
+	}
+}
+
+// TestSplitTie: two searches that ended at the same rate, having failed
+// the same rate above it, both run once more between the two, and no
+// longer tie when one server sustains that rate and the other does not.
+func TestSplitTie(t *testing.T) {
+	kam, ours := &search{who: "kamailio", plan: fullPlan}, &search{who: "ours", plan: fullPlan}
+	kamUpTo, oursUpTo := func(r int) bool { return r <= 11500 }, func(r int) bool { return r <= 12000 }
+	drive(t, kam, kamUpTo)
+	drive(t, ours, oursUpTo)
+	if kam.m.Rate != 11250 || ours.m.Rate != 11250 {
+		t.Fatalf("before: %v and %v, want both 11250", kam.m.Rate, ours.m.Rate)
+	}
+	if !splitTie(kam, ours) {
+		t.Fatal("a tie at 11250, both failing 12500, not split")
+	}
+	kr, or := drive(t, kam, kamUpTo), drive(t, ours, oursUpTo)
+	if !slices.Equal(kr, []int{11875, 11875}) || !slices.Equal(or, []int{11875}) {
+		t.Errorf("once more: Kamailio ran %v, ours %v", kr, or)
+	}
+	if kam.m.Rate != 11250 || ours.m.Rate != 11875 {
+		t.Errorf("after: %v and %v, want 11250 and 11875", kam.m.Rate, ours.m.Rate)
+	}
+	if splitTie(kam, ours) {
+		t.Error("split again when they no longer tie")
+	}
+	// Searches that ended apart do not tie, nor do fixed-rate runs.
+	a, b := &search{plan: fullPlan}, &search{plan: fullPlan}
+	drive(t, a, func(r int) bool { return r <= 5000 })
+	drive(t, b, func(r int) bool { return r <= 7000 })
+	if splitTie(a, b) {
+		t.Errorf("%v and %v split", a.m.Rate, b.m.Rate)
+	}
+	fixed := fullPlan
+	fixed.fixedRate = 9000
+	a, b = &search{plan: fixed}, &search{plan: fixed}
+	drive(t, a, func(int) bool { return true })
+	drive(t, b, func(int) bool { return true })
+	if splitTie(a, b) {
+		t.Error("fixed-rate steps split")
 	}
 }
 

@@ -205,25 +205,47 @@ func (s Step) sustained() bool {
 // one minute to the next, and each server should meet the same drift.
 func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err error) {
 	searches := []*search{{who: "kamailio", plan: h.plan}, {who: "ours", plan: h.plan}}
-	for more := true; more; {
-		more = false
-		for _, sr := range searches {
-			rate, ok := sr.next()
-			if !ok {
-				continue
-			}
-			more = true
-			st, err := h.once(lt, sr.who, users, rate, h.plan.step)
-			if err != nil {
-				return kam, ours, err
-			}
-			h.logStep(sr.who, lt, rate, st)
-			if !sr.record(*st) && sr.retrying {
-				h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
+	for ties := 0; ; ties++ {
+		for more := true; more; {
+			more = false
+			for _, sr := range searches {
+				rate, ok := sr.next()
+				if !ok {
+					continue
+				}
+				more = true
+				st, err := h.once(lt, sr.who, users, rate, h.plan.step)
+				if err != nil {
+					return kam, ours, err
+				}
+				h.logStep(sr.who, lt, rate, st)
+				if !sr.record(*st) && sr.retrying {
+					h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
+				}
 			}
 		}
+		if ties == 2 || !splitTie(searches[0], searches[1]) {
+			break
+		}
+		h.log.Printf("  both sustained %d/s and failed %d/s: both once more between", searches[0].good, searches[0].bad)
 	}
 	return searches[0].m, searches[1].m, nil
+}
+
+// splitTie reopens two searches that ended at the same rate, both having
+// failed the same rate above it, for one more step between the two. The
+// ratio of their maxima would read 1.00 whatever the failed rate showed:
+// in the run of 18:55, REGISTER with auth, ours failed 12,500/s with 1.6%
+// and 1.8% of its REGISTERs failed, Kamailio with 13% and 11%, and both
+// ended at 11,250/s.
+func splitTie(a, b *search) bool {
+	if a.good != b.good || a.bad != b.bad || a.bad == 0 || a.bad-a.good < a.good/20 {
+		return false
+	}
+	for _, s := range []*search{a, b} {
+		s.done, s.rate = false, (s.good+s.bad)/2
+	}
+	return true
 }
 
 func (h *harness) logStep(who string, lt loadTest, rate int, st *Step) {
