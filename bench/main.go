@@ -98,7 +98,7 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a few seconds of load, to check the harness")
 	out := flag.String("out", "bench-results.json", "where to write the JSON results")
 	only := flag.String("only", "", "run only the tests whose name contains this (load tests, bindings, phone)")
-	rate := flag.Int("rate", 0, "instead of searching for the maximum, run the load tests once at this rate")
+	rate := flag.Int("rate", 0, "instead of searching for the maximum, run the load tests once at this rate, and the slices at half of it")
 	keep := flag.Bool("keep", false, "keep the working directory, with every server's and sipp's log")
 	pool := flag.Bool("pool", false, "measure nothing: pool the latency at half over the result files named after the flags")
 	flag.Parse()
