@@ -107,7 +107,12 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		printPooled(os.Stdout, poolRuns(rs))
+		ps := poolRuns(rs)
+		if len(ps) == 0 {
+			// Results from before the tenth round keep no probe times.
+			log.Fatalf("-pool: no probe times at half in %q", flag.Args())
+		}
+		printPooled(os.Stdout, ps)
 		return
 	}
 	p := fullPlan
