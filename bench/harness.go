@@ -212,23 +212,8 @@ func (s Step) sustained() bool {
 func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err error) {
 	searches := []*search{{who: "kamailio", plan: h.plan}, {who: "ours", plan: h.plan}}
 	for ties := 0; ; ties++ {
-		for more := true; more; {
-			more = false
-			for _, sr := range searches {
-				rate, ok := sr.next()
-				if !ok {
-					continue
-				}
-				more = true
-				st, err := h.once(lt, sr.who, users, rate, h.plan.step)
-				if err != nil {
-					return kam, ours, err
-				}
-				h.logStep(sr.who, lt, rate, st)
-				if !sr.record(*st) && sr.retrying {
-					h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
-				}
-			}
+		if err := h.turns(lt, users, searches); err != nil {
+			return kam, ours, err
 		}
 		if ties == 2 || !splitTie(searches[0], searches[1]) {
 			break
@@ -236,6 +221,29 @@ func (h *harness) maxima(lt loadTest, users string) (kam, ours Maximum, err erro
 		h.log.Printf("  both sustained %d/s and failed %d/s: both once more between", searches[0].good, searches[0].bad)
 	}
 	return searches[0].m, searches[1].m, nil
+}
+
+// turns runs the searches' steps by turns until every search is done.
+func (h *harness) turns(lt loadTest, users string, searches []*search) error {
+	for more := true; more; {
+		more = false
+		for _, sr := range searches {
+			rate, ok := sr.next()
+			if !ok {
+				continue
+			}
+			more = true
+			st, err := h.once(lt, sr.who, users, rate, h.plan.step)
+			if err != nil {
+				return err
+			}
+			h.logStep(sr.who, lt, rate, st)
+			if !sr.record(*st) && sr.retrying {
+				h.log.Printf("  %s at %d/s failed: once more", sr.who, rate)
+			}
+		}
+	}
+	return nil
 }
 
 // splitTie reopens two searches that ended at the same rate, both having
@@ -520,11 +528,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 	}
 	k, u := &sides[0], &sides[1]
 	o.KamailioAtHalf, o.OursAtHalf, o.KamailioHalfSlices, o.OursHalfSlices = &k.pooled, &u.pooled, k.steps, u.steps
-	for n := range u.steps {
-		if u.steps[n].P99 < k.steps[n].P99 {
-			o.OursLowerSlices++
-		}
-	}
+	o.OursLowerSlices = lowerPairs(u.each, k.each)
 	o.OursHalfProbes, o.KamailioHalfProbes = toMicros(u.each), toMicros(k.each)
 	o.P99Ratio = p99Ratio(u.each, k.each, nil)
 	o.P99Low, o.P99High = p99Interval(u.each, k.each, 1000)

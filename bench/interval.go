@@ -63,3 +63,15 @@ func pooledP99(sl [][]time.Duration, buf *[]time.Duration) time.Duration {
 	*buf = b
 	return percentile(b, 0.99)
 }
+
+// lowerPairs counts the pairs of slices, each slice's times sorted, in
+// which ours' p99 was the lower.
+func lowerPairs(ours, kam [][]time.Duration) int {
+	n := 0
+	for i := range min(len(ours), len(kam)) {
+		if percentile(ours[i], 0.99) < percentile(kam[i], 0.99) {
+			n++
+		}
+	}
+	return n
+}

@@ -51,12 +51,7 @@ func poolRuns(reports []*Report) []pooledHalf {
 	for i := range out {
 		p := &out[i]
 		u, k := ours[p.Test], kam[p.Test]
-		p.Pairs = len(u)
-		for n := range u {
-			if percentile(u[n], 0.99) < percentile(k[n], 0.99) {
-				p.OursLower++
-			}
-		}
+		p.Pairs, p.OursLower = len(u), lowerPairs(u, k)
 		var buf []time.Duration
 		p.OursP99, p.KamailioP99 = pooledP99(u, &buf), pooledP99(k, &buf)
 		p.Ratio = p99Ratio(u, k, &buf)
