@@ -18,6 +18,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sipline/sipline/registrar/location"
 )
 
 // StatelessUDP wraps the UDP SIP socket so that REGISTER is answered
@@ -33,17 +34,23 @@ import (
 // the Via branch: a retransmitted REGISTER gets the same answer again,
 // not a second run of its nonce count.
 //
-// Several readers read the socket (readers says why), and a pool of
-// workers handles the REGISTERs, so that a durable store's
-// grouped commit does not hold up the socket; when all are busy and the
-// queue is full, a REGISTER is dropped, and its UA retransmits it.
+// Several readers read the socket (readers says why). When the store
+// never waits (location.Immediate), a reader answers a REGISTER itself,
+// and on Linux each reader waits in recvfrom(2) on a thread of its own
+// (rawReceiver), as Kamailio's UDP workers do. Otherwise the readers
+// wait in the runtime's poller, and a pool of workers handles the
+// REGISTERs, so that a durable store's grouped commit does not hold up
+// the socket; when all are busy and the queue is full, a REGISTER is
+// dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
 	r.mu.Lock()
 	r.udp = append(r.udp, c)
 	r.mu.Unlock()
-	for range statelessWorkers {
-		go c.worker()
+	if !c.inline {
+		for range statelessWorkers {
+			go c.worker()
+		}
 	}
 	go c.expire()
 	var wg sync.WaitGroup
@@ -63,6 +70,9 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 		close(c.work)
 		close(c.quit)
 		c.raw.close()
+		if c.recv != nil {
+			c.recv.release()
+		}
 		close(c.pass)
 	}()
 	return c
@@ -70,8 +80,16 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 
 func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 	tagPrefix := rand.Text()[:10] + "."
+	im, ok := r.store.(location.Immediate)
+	inline := ok && im.Immediate()
+	var recv *rawReceiver
+	if inline {
+		// Only then: readers that hand REGISTERs to workers wait on
+		// them better in the poller (rawReceiver).
+		recv = newRawReceiver(pc)
+	}
 	return &statelessConn{
-		PacketConn: pc, r: r, raw: newRawSender(pc),
+		PacketConn: pc, r: r, raw: newRawSender(pc), recv: recv, inline: inline,
 		work: make(chan datagram, statelessQueue), pass: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
 		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
@@ -106,8 +124,12 @@ type datagram struct {
 
 type statelessConn struct {
 	net.PacketConn
-	raw     *rawSender // writes, beside the descriptor's write lock
-	r       *Registrar
+	raw  *rawSender   // writes, beside the descriptor's write lock
+	recv *rawReceiver // reads, in the kernel; nil: through ReadFrom
+	r    *Registrar
+	// inline: the readers answer REGISTERs; otherwise work feeds the
+	// workers.
+	inline  bool
 	work    chan datagram
 	answers *answerCache
 	// requests, invites and acks count REGISTERs, the INVITEs
@@ -143,7 +165,8 @@ type reader struct {
 	invite   regRequest // challenge's and proxyInvite's
 	relaying relaying   // relayInDialog's
 	out, ack []byte
-	ob       outbox // what it sends after txMu (unlockTx)
+	ob       outbox     // what it sends after txMu (unlockTx)
+	register regRequest // answerRegister's, when inline
 }
 
 var (
@@ -173,8 +196,15 @@ var readers = runtime.GOMAXPROCS(0) + 1
 // passes the rest on to sipgo through ReadFrom.
 func (c *statelessConn) read(done func(error)) {
 	rd := &reader{buf: make([]byte, 65535)}
+	readFrom := c.PacketConn.ReadFrom
+	if c.recv != nil {
+		// A thread of its own, as a Kamailio worker is a process of its
+		// own; it ends with the reader.
+		runtime.LockOSThread()
+		readFrom = c.recv.recv
+	}
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(rd.buf)
+		n, addr, err := readFrom(rd.buf)
 		if err != nil {
 			done(err)
 			return
@@ -202,6 +232,10 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 	switch {
 	case bytes.HasPrefix(data, registerPrefix):
+		if c.inline {
+			rd.out = c.answerRegister(datagram{data: string(data), addr: addr}, &rd.register, rd.out[:0])
+			return true
+		}
 		select {
 		case c.work <- datagram{data: string(data), addr: addr}:
 		default:
@@ -226,8 +260,23 @@ func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 			bytes.Contains(data, c.txMark) && c.txResponse(rd, data)
 	case bytes.Contains(data, routeField):
 		return c.relayInDialog(rd, data, addr)
+	case isSTUNBinding(data):
+		// Read here only by a rawReceiver: through ReadFrom, AnswerSTUN
+		// has answered it already.
+		if ua, ok := addr.(*net.UDPAddr); ok {
+			_, _ = c.WriteTo(stunResponse(data, ua), addr)
+		}
+		return true
 	}
 	return false
+}
+
+// Close wakes the readers waiting in the kernel, and closes the socket.
+func (c *statelessConn) Close() error {
+	if c.recv != nil {
+		c.recv.close()
+	}
+	return c.PacketConn.Close()
 }
 
 // WriteTo sends b with one sendto(2), beside the runtime's write lock on

@@ -1,0 +1,133 @@
+package registrar
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// rawReceiver reads datagrams with blocking recvfrom(2) calls on its own
+// duplicate of the SIP socket's descriptor, each reader on its own
+// thread, as Kamailio's UDP workers each wait in recvfrom(2) in their
+// own process.
+//
+// Through the runtime's poller, a datagram wakes the thread waiting in
+// epoll, which readies a reader goroutine, which needs a P and so often
+// another thread: two or three wakeups before the datagram is read, and
+// the readers take turns at the descriptor's read lock, each turn
+// another wakeup. On a 2-core machine where sipp and other tenants hold
+// the cores, each wakeup can wait for a core: ours' threads went to
+// sleep about twice as often per REGISTER as Kamailio's processes, and
+// its p99 latency with auth at half Kamailio's maximum was 1.11 times
+// Kamailio's. Waiting in the kernel, which wakes one reader per
+// datagram, and answering there, it was 0.92 (docs/BENCHMARKS.md,
+// eleventh round). Readers that hand their REGISTERs on to workers
+// did worse this way than through the poller (1.61), so StatelessUDP
+// uses a rawReceiver only when its readers answer them.
+//
+// The descriptor's blocking mode belongs to the open socket, not to one
+// descriptor: the runtime's own descriptor blocks too. Nothing reads it
+// but this receiver; a write through it that finds the send buffer full
+// then waits in the kernel rather than in the poller.
+//
+// A reader cannot be woken by the runtime closing its descriptor: close
+// shuts the socket down for reading, which wakes them all, and when the
+// socket is closed from outside (the registrar's main closes its
+// listeners), a reader finds out within closedPoll.
+type rawReceiver struct {
+	fd     int
+	rc     syscall.RawConn // the runtime's, to tell whether it was closed
+	closed atomic.Bool
+	once   sync.Once
+}
+
+// closedPoll is how long a reader waits in recvfrom(2) before it checks
+// whether the socket was closed from outside.
+const closedPoll = 250 * time.Millisecond
+
+// newRawReceiver duplicates pc's descriptor and makes the socket
+// blocking; it returns nil when pc is no UDP socket, and the readers use
+// ReadFrom.
+func newRawReceiver(pc net.PacketConn) *rawReceiver {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var r *rawReceiver
+	_ = rc.Control(func(fd uintptr) {
+		if st, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TYPE); err != nil || st != syscall.SOCK_DGRAM {
+			return
+		}
+		dup, err := syscall.Dup(int(fd))
+		if err != nil {
+			return
+		}
+		syscall.CloseOnExec(dup)
+		tv := syscall.NsecToTimeval(closedPoll.Nanoseconds())
+		if syscall.SetsockoptTimeval(dup, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv) != nil || syscall.SetNonblock(dup, false) != nil {
+			_ = syscall.Close(dup)
+			return
+		}
+		r = &rawReceiver{fd: dup, rc: rc}
+	})
+	return r
+}
+
+// recv waits for the next datagram and reads it into b. It returns
+// net.ErrClosed once the receiver or the socket is closed.
+func (r *rawReceiver) recv(b []byte) (int, net.Addr, error) {
+	for {
+		n, from, err := syscall.Recvfrom(r.fd, b, 0)
+		if r.closed.Load() {
+			return 0, nil, net.ErrClosed
+		}
+		switch err {
+		case nil:
+		case syscall.EAGAIN, syscall.EINTR:
+			// The wait timed out: was the socket closed meanwhile?
+			if r.rc.Control(func(uintptr) {}) != nil {
+				return 0, nil, net.ErrClosed
+			}
+			continue
+		default:
+			return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: err}
+		}
+		var ap netip.AddrPort
+		switch sa := from.(type) {
+		case *syscall.SockaddrInet4:
+			ap = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+		case *syscall.SockaddrInet6:
+			a := netip.AddrFrom16(sa.Addr)
+			if sa.ZoneId != 0 {
+				a = a.WithZone(strconv.Itoa(int(sa.ZoneId)))
+			}
+			ap = netip.AddrPortFrom(a, uint16(sa.Port))
+		default:
+			continue // not from an IP peer: nothing to answer
+		}
+		return n, net.UDPAddrFromAddrPort(ap), nil
+	}
+}
+
+// close wakes the readers waiting in recvfrom(2), and they return
+// net.ErrClosed. The duplicate itself is closed by release, once they
+// have.
+func (r *rawReceiver) close() {
+	r.once.Do(func() {
+		r.closed.Store(true)
+		// ENOTCONN for a socket never connected, but the readers are
+		// woken all the same, and find the socket shut for reading.
+		_ = syscall.Shutdown(r.fd, syscall.SHUT_RD)
+	})
+}
+
+// release closes the duplicate, after the readers have stopped.
+func (r *rawReceiver) release() { _ = syscall.Close(r.fd) }
