@@ -31,7 +31,7 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 		for who, half := range map[string]*Step{"ours": o.OursAtHalf, "kamailio": o.KamailioAtHalf} {
-			if half == nil || half.OK == 0 || half.Probes == half.ProbesFailed || half.P99 == 0 || half.CPUPerKms == 0 {
+			if half == nil || half.OK == 0 || half.Probes == half.ProbesFailed || half.P99 == 0 || half.CPUPerKms == 0 || half.SleepsPerK == 0 {
 				t.Errorf("%s: %s: nothing measured at half Kamailio's maximum: %+v", o.Test, who, half)
 			}
 		}

@@ -163,13 +163,21 @@ type Step struct {
 	// successful calls, sipp's and the prober's, in ms: what it costs,
 	// whoever else limits the rate.
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
+	// SleepsPerK is how many times the server's threads went to sleep
+	// (voluntary context switches) per 1000 of the same. Each sleep is a
+	// wakeup to wait for, for a core when other processes hold them: with
+	// auth, ours slept about twice as often as Kamailio until the
+	// eleventh round (docs/BENCHMARKS.md).
+	SleepsPerK float64 `json:"sleeps_per_1000"`
 }
 
-// setCPU sets CPUPerKms from the server's CPU ticks over the step: 10
-// ms a tick, over thousands of calls served, sipp's and the prober's.
-func (s *Step) setCPU(ticks int) {
+// setUsage sets CPUPerKms and SleepsPerK from what the server spent over
+// the step: 10 ms a tick, over thousands of calls served, sipp's and the
+// prober's.
+func (s *Step) setUsage(u usage) {
 	if served := s.OK + s.Probes - s.ProbesFailed; served > 0 {
-		s.CPUPerKms = float64(ticks) * 10 / float64(served) * 1000
+		s.CPUPerKms = float64(u.ticks) * 10 / float64(served) * 1000
+		s.SleepsPerK = float64(u.sleeps) / float64(served) * 1000
 	}
 }
 
@@ -263,8 +271,8 @@ func splitTie(a, b *search) bool {
 }
 
 func (h *harness) logStep(who string, lt loadTest, rate int, st *Step) {
-	h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed%s, p50 %v, p99 %v (%d probes, %d failed)%s, %.0f ms CPU per 1000",
-		who, lt.name, rate, st.Rate, st.OK, st.Failed, dropped(st), st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms)
+	h.log.Printf("  %s %s at %d/s: %.0f/s, %d ok, %d failed%s, p50 %v, p99 %v (%d probes, %d failed)%s, per 1000 %.0f ms CPU and %.0f sleeps",
+		who, lt.name, rate, st.Rate, st.OK, st.Failed, dropped(st), st.P50, st.P99, st.Probes, st.ProbesFailed, sippP99s(st), st.CPUPerKms, st.SleepsPerK)
 }
 
 // dropped reads " (n dropped at its socket, m at sipp's)" for a step
@@ -446,7 +454,7 @@ func (l *loaded) stop() {
 func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (*Step, []time.Duration, error) {
 	srv, who := l.srv, l.srv.who
 	calls := int(float64(rate) * length.Seconds())
-	ticks := treeTicks(srv.cmd.Process.Pid)
+	used := treeUsage(srv.cmd.Process.Pid)
 	every := probeEvery
 	if lt.call {
 		every = callProbeEvery
@@ -472,7 +480,7 @@ func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (
 	if !srv.alive() {
 		return nil, nil, fmt.Errorf("%s died under %s at %d/s:\n%s", who, lt.name, rate, srv.tail())
 	}
-	s.setCPU(treeTicks(srv.cmd.Process.Pid) - ticks)
+	s.setUsage(treeUsage(srv.cmd.Process.Pid).sub(used))
 	return s, rtts, nil
 }
 
@@ -487,7 +495,7 @@ func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (
 func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error {
 	var sides [2]struct {
 		l      *loaded
-		ticks  int
+		used   usage
 		each   [][]time.Duration // the prober's times, by slice
 		steps  []Step
 		pooled Step
@@ -498,7 +506,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 			return err
 		}
 		defer l.stop()
-		sides[i].l, sides[i].ticks = l, treeTicks(l.srv.cmd.Process.Pid)
+		sides[i].l, sides[i].used = l, treeUsage(l.srv.cmd.Process.Pid)
 	}
 	for n := range 2 * max(1, h.plan.halfSlices) {
 		i := n % 2 // Kamailio first in even pairs, ours first in odd
@@ -524,7 +532,7 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 		p.Target, p.Rate, p.P50, p.P99 = rate, float64(p.OK)/p.Nominal.Seconds(), percentile(all, 0.50), percentile(all, 0.99)
 		// The whole time, slices of the other server included: what a
 		// server does after its load (timers, collections) is its cost.
-		p.setCPU(treeTicks(sd.l.srv.cmd.Process.Pid) - sd.ticks)
+		p.setUsage(treeUsage(sd.l.srv.cmd.Process.Pid).sub(sd.used))
 	}
 	k, u := &sides[0], &sides[1]
 	o.KamailioAtHalf, o.OursAtHalf, o.KamailioHalfSlices, o.OursHalfSlices = &k.pooled, &u.pooled, k.steps, u.steps

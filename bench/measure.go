@@ -148,7 +148,7 @@ func (s *server) gauge(name string) float64 {
 
 // rssMiB is a process's resident memory.
 func rssMiB(pid int) float64 {
-	return statusKiB(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") / 1024
+	return statusField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:") / 1024
 }
 
 // treePSSMiB is the proportional memory of a process and its children:
@@ -157,7 +157,7 @@ func rssMiB(pid int) float64 {
 func treePSSMiB(pid int) float64 {
 	var total float64
 	for _, p := range tree(pid) {
-		total += statusKiB(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+		total += statusField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
 	}
 	return total / 1024
 }
@@ -184,7 +184,9 @@ func tree(pid int) []int {
 	return out
 }
 
-func statusKiB(path, key string) float64 {
+// statusField is the number after key in a /proc file of "key: value"
+// lines (kB for sizes), or 0.
+func statusField(path, key string) float64 {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
@@ -201,13 +203,31 @@ func statusKiB(path, key string) float64 {
 	return 0
 }
 
-// treeTicks is the CPU time of a process and its children, in clock
-// ticks (100/s): Kamailio works in child processes.
-func treeTicks(pid int) int {
-	total := 0
+// usage is what a process and its children have spent so far (Kamailio
+// works in child processes): CPU time, in clock ticks (100/s), and how
+// many times their threads went to sleep.
+type usage struct{ ticks, sleeps int }
+
+func treeUsage(pid int) usage {
+	var u usage
 	for _, p := range tree(pid) {
 		t, _ := cpuTicks(p)
-		total += t
+		u.ticks += t
+		u.sleeps += sleeps(p)
+	}
+	return u
+}
+
+func (u usage) sub(v usage) usage { return usage{u.ticks - v.ticks, u.sleeps - v.sleeps} }
+
+// sleeps is how many times pid's threads have gone to sleep so far: their
+// voluntary context switches, from /proc/pid/task/*/status. Threads
+// that have ended no longer count; a Go program ends few.
+func sleeps(pid int) int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	total := 0
+	for _, t := range tasks {
+		total += int(statusField(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()), "voluntary_ctxt_switches:"))
 	}
 	return total
 }
