@@ -165,9 +165,8 @@ type Step struct {
 	CPUPerKms float64 `json:"cpu_ms_per_1000"`
 	// SleepsPerK is how many times the server's threads went to sleep
 	// (voluntary context switches) per 1000 of the same. Each sleep is a
-	// wakeup to wait for, for a core when other processes hold them: with
-	// auth, ours slept about twice as often as Kamailio until the
-	// eleventh round (docs/BENCHMARKS.md).
+	// wakeup to wait for, for a core when other processes hold them
+	// (docs/BENCHMARKS.md, eleventh round).
 	SleepsPerK float64 `json:"sleeps_per_1000"`
 }
 

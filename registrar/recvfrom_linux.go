@@ -3,6 +3,7 @@ package registrar
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,17 +18,20 @@ import (
 //
 // Through the runtime's poller, a datagram wakes the thread waiting in
 // epoll, which readies a reader goroutine, which needs a P and so often
-// another thread: two or three wakeups before the datagram is read, and
-// the readers take turns at the descriptor's read lock, each turn
-// another wakeup. On a 2-core machine where sipp and other tenants hold
-// the cores, each wakeup can wait for a core: ours' threads went to
-// sleep about twice as often per REGISTER as Kamailio's processes, and
-// its p99 latency with auth at half Kamailio's maximum was 1.11 times
-// Kamailio's. Waiting in the kernel, which wakes one reader per
-// datagram, and answering there, it was 0.92 (docs/BENCHMARKS.md,
-// eleventh round). Readers that hand their REGISTERs on to workers
-// did worse this way than through the poller (1.61), so StatelessUDP
-// uses a rawReceiver only when its readers answer them.
+// another thread; the readers take turns at the descriptor's read lock,
+// each turn another wakeup; and a REGISTER handed to a worker waits for
+// a thread again. On a 2-core machine where sipp and other tenants hold
+// the cores, each of those wakeups can wait for a core: in a runtime
+// trace the slowest exchanges waited while no P ran at all, and ours'
+// p99 with auth at half Kamailio's maximum was 1.11 times Kamailio's.
+// Waiting in the kernel, which wakes one reader per datagram, and
+// answering there, it was 0.92 (docs/BENCHMARKS.md, eleventh round).
+// It is one wakeup between a datagram and its answer rather than a
+// chain of them, not fewer in all: a reader sleeps whenever it finds
+// the socket empty, and the CPU per REGISTER rose by about a tenth.
+// Readers that hand their REGISTERs on to workers did worse this way
+// than through the poller (1.61), so StatelessUDP uses a rawReceiver
+// only when its readers answer them.
 //
 // The descriptor's blocking mode belongs to the open socket, not to one
 // descriptor: the runtime's own descriptor blocks too. Nothing reads it
@@ -43,6 +47,29 @@ type rawReceiver struct {
 	rc     syscall.RawConn // the runtime's, to tell whether it was closed
 	closed atomic.Bool
 	once   sync.Once
+	procs  int // added to GOMAXPROCS (reserve)
+}
+
+// procsMu orders the receivers' changes to GOMAXPROCS.
+var procsMu sync.Mutex
+
+// reserve adds a P to GOMAXPROCS for each of n readers, until release.
+//
+// A thread in a system call keeps its P, and when no other P is idle the
+// runtime's monitor takes it back after 20 µs, and then wakes every
+// 20 µs for the next millisecond. With a P per core and a reader
+// waiting on each, that happened after nearly every datagram at half
+// Kamailio's maximum: without auth, ours spent 94 ms of CPU per 1000
+// REGISTERs against 65 through the poller, and its threads slept 2,158
+// times against 821. With a P more for each reader, the others stay
+// idle, the readers keep theirs, and it was 70 ms (docs/BENCHMARKS.md,
+// eleventh round). The cores still run what they can; the Ps only let
+// the runtime leave the waiting readers alone.
+func (r *rawReceiver) reserve(n int) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
+	r.procs += n
 }
 
 // closedPoll is how long a reader waits in recvfrom(2) before it checks
@@ -129,5 +156,14 @@ func (r *rawReceiver) close() {
 	})
 }
 
-// release closes the duplicate, after the readers have stopped.
-func (r *rawReceiver) release() { _ = syscall.Close(r.fd) }
+// release closes the duplicate, after the readers have stopped, and
+// gives back the Ps reserve added.
+func (r *rawReceiver) release() {
+	_ = syscall.Close(r.fd)
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	if r.procs > 0 {
+		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)-r.procs))
+		r.procs = 0
+	}
+}

@@ -3,6 +3,7 @@ package registrar
 import (
 	"encoding/binary"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // on a descriptor of their own, over IPv4 and IPv6 loopback, through the
 // STUN wrapper: a REGISTER is answered by a reader, a STUN Binding request
 // gets the sender's address back, and an OPTIONS comes out of ReadFrom
-// with it. Then that the readers stop, and ReadFrom fails, when the conn
+// with it, while GOMAXPROCS has a P more for each reader. Then that the
+// readers stop, ReadFrom fails and the Ps are given back, when the conn
 // is closed, and when the socket under it is closed from outside, as the
 // registrar's main closes its listeners.
 func TestRawReceive(t *testing.T) {
@@ -37,9 +39,13 @@ func TestRawReceive(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				procs := runtime.GOMAXPROCS(0)
 				conn := r.StatelessUDP(AnswerSTUN(pc))
 				if c := conn.(*statelessConn); c.recv == nil || !c.inline {
 					t.Fatalf("readers through the poller (%v), or REGISTERs to workers (inline %t), for a memory store", c.recv == nil, c.inline)
+				}
+				if got := runtime.GOMAXPROCS(0); got != procs+readers {
+					t.Fatalf("GOMAXPROCS %d with the readers waiting, want %d and one per reader, %d", got, procs, procs+readers)
 				}
 				from := peer.LocalAddr().(*net.UDPAddr)
 				ask := func(what string, msg []byte) []byte {
@@ -107,6 +113,9 @@ func TestRawReceive(t *testing.T) {
 				}
 				if rd := next(); rd.err == nil {
 					t.Fatalf("ReadFrom gave %q after the %s was closed", rd.data, closing)
+				}
+				if got := runtime.GOMAXPROCS(0); got != procs {
+					t.Fatalf("GOMAXPROCS %d once the readers stopped, want %d back", got, procs)
 				}
 			})
 		}

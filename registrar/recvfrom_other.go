@@ -14,4 +14,6 @@ func (*rawReceiver) recv([]byte) (int, net.Addr, error) { return 0, nil, net.Err
 
 func (*rawReceiver) close() {}
 
+func (*rawReceiver) reserve(int) {}
+
 func (*rawReceiver) release() {}

@@ -53,6 +53,9 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 		}
 	}
 	go c.expire()
+	if c.recv != nil {
+		c.recv.reserve(readers)
+	}
 	var wg sync.WaitGroup
 	var first sync.Once
 	for range readers {
@@ -261,8 +264,9 @@ func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 	case bytes.Contains(data, routeField):
 		return c.relayInDialog(rd, data, addr)
 	case isSTUNBinding(data):
-		// Read here only by a rawReceiver: through ReadFrom, AnswerSTUN
-		// has answered it already.
+		// A keepalive (AnswerSTUN). It gets here when the readers read
+		// the socket themselves (rawReceiver), or nothing wrapped it in
+		// AnswerSTUN; otherwise that wrapper answered it in ReadFrom.
 		if ua, ok := addr.(*net.UDPAddr); ok {
 			_, _ = c.WriteTo(stunResponse(data, ua), addr)
 		}
