@@ -3,6 +3,7 @@ package registrar
 import (
 	"encoding/binary"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,8 +17,9 @@ import (
 // on a descriptor of their own, over IPv4 and IPv6 loopback, through the
 // STUN wrapper: a REGISTER is answered by a reader, a STUN Binding request
 // gets the sender's address back, and an OPTIONS comes out of ReadFrom
-// with it, while GOMAXPROCS has a P more for each reader. Then that the
-// readers stop, ReadFrom fails and the Ps are given back, when the conn
+// with it, while each reader's thread is under SCHED_BATCH and GOMAXPROCS
+// has a P more for each reader. Then that the readers stop, their
+// threads end, ReadFrom fails and the Ps are given back, when the conn
 // is closed, and when the socket under it is closed from outside, as the
 // registrar's main closes its listeners.
 func TestRawReceive(t *testing.T) {
@@ -39,10 +41,21 @@ func TestRawReceive(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				procs := runtime.GOMAXPROCS(0)
+				procs, batch := runtime.GOMAXPROCS(0), batchThreads(t)
 				conn := r.StatelessUDP(AnswerSTUN(pc))
 				if c := conn.(*statelessConn); c.recv == nil || !c.inline {
 					t.Fatalf("readers through the poller (%v), or REGISTERs to workers (inline %t), for a memory store", c.recv == nil, c.inline)
+				}
+				if n := batchThreads(t); n < batch+readers {
+					// Each reader's first act; a REGISTER is answered below
+					// only once one has run, so wait for all of them here.
+					deadline := time.Now().Add(2 * time.Second)
+					for ; n < batch+readers && time.Now().Before(deadline); n = batchThreads(t) {
+						time.Sleep(10 * time.Millisecond)
+					}
+					if n != batch+readers {
+						t.Fatalf("%d threads under SCHED_BATCH with the readers waiting, want %d", n, batch+readers)
+					}
 				}
 				if got := runtime.GOMAXPROCS(0); got != procs+readers {
 					t.Fatalf("GOMAXPROCS %d with the readers waiting, want %d and one per reader, %d", got, procs, procs+readers)
@@ -117,7 +130,38 @@ func TestRawReceive(t *testing.T) {
 				if got := runtime.GOMAXPROCS(0); got != procs {
 					t.Fatalf("GOMAXPROCS %d once the readers stopped, want %d back", got, procs)
 				}
+				// The readers' threads go back to the default policy.
+				deadline := time.Now().Add(2 * time.Second)
+				for batchThreads(t) != batch && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if n := batchThreads(t); n != batch {
+					t.Fatalf("%d threads under SCHED_BATCH once the readers stopped, want %d", n, batch)
+				}
 			})
 		}
 	}
+}
+
+// batchThreads counts this process's threads under SCHED_BATCH: the
+// policy is the 41st field of /proc/self/task/*/stat.
+func batchThreads(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// Fields after the command, which may hold spaces: state is 3rd.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 38 && f[38] == "3" {
+			n++
+		}
+	}
+	return n
 }

@@ -16,4 +16,6 @@ func (*rawReceiver) close() {}
 
 func (*rawReceiver) reserve(int) {}
 
+func (*rawReceiver) thread() func() { return func() {} }
+
 func (*rawReceiver) release() {}

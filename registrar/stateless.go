@@ -202,8 +202,8 @@ func (c *statelessConn) read(done func(error)) {
 	readFrom := c.PacketConn.ReadFrom
 	if c.recv != nil {
 		// A thread of its own, as a Kamailio worker is a process of its
-		// own; it ends with the reader.
-		runtime.LockOSThread()
+		// own.
+		defer c.recv.thread()()
 		readFrom = c.recv.recv
 	}
 	for {
