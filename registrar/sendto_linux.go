@@ -63,8 +63,7 @@ var errLocked = errors.New("send through the poller")
 // send sends b to dst in one sendto(2). It returns errLocked when it
 // cannot, and the caller sends b the locked way: no descriptor, an
 // address the socket's family cannot take here, or a full send buffer
-// (EAGAIN: the poller waits for room). When a rawReceiver has made the
-// socket blocking, sendto(2) waits for room itself.
+// (EAGAIN: the poller waits for room).
 func (s *rawSender) send(b []byte, dst netip.AddrPort) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -18,7 +18,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sipline/sipline/registrar/location"
 )
 
 // StatelessUDP wraps the UDP SIP socket so that REGISTER is answered
@@ -34,28 +33,19 @@ import (
 // the Via branch: a retransmitted REGISTER gets the same answer again,
 // not a second run of its nonce count.
 //
-// Several readers read the socket (readers says why). When the store
-// never waits (location.Immediate), a reader answers a REGISTER itself,
-// and on Linux each reader waits in recvfrom(2) on a thread of its own
-// (rawReceiver), as Kamailio's UDP workers do. Otherwise the readers
-// wait in the runtime's poller, and a pool of workers handles the
-// REGISTERs, so that a durable store's grouped commit does not hold up
-// the socket; when all are busy and the queue is full, a REGISTER is
-// dropped, and its UA retransmits it.
+// Several readers read the socket (readers says why), and a pool of
+// workers handles the REGISTERs, so that a durable store's
+// grouped commit does not hold up the socket; when all are busy and the
+// queue is full, a REGISTER is dropped, and its UA retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
 	r.mu.Lock()
 	r.udp = append(r.udp, c)
 	r.mu.Unlock()
-	if !c.inline {
-		for range statelessWorkers {
-			go c.worker()
-		}
+	for range statelessWorkers {
+		go c.worker()
 	}
 	go c.expire()
-	if c.recv != nil {
-		c.recv.reserve(readers)
-	}
 	var wg sync.WaitGroup
 	var first sync.Once
 	for range readers {
@@ -73,9 +63,6 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 		close(c.work)
 		close(c.quit)
 		c.raw.close()
-		if c.recv != nil {
-			c.recv.release()
-		}
 		close(c.pass)
 	}()
 	return c
@@ -83,16 +70,8 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 
 func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 	tagPrefix := rand.Text()[:10] + "."
-	im, ok := r.store.(location.Immediate)
-	inline := ok && im.Immediate()
-	var recv *rawReceiver
-	if inline {
-		// Only then: readers that hand REGISTERs to workers wait on
-		// them better in the poller (rawReceiver).
-		recv = newRawReceiver(pc)
-	}
 	return &statelessConn{
-		PacketConn: pc, r: r, raw: newRawSender(pc), recv: recv, inline: inline,
+		PacketConn: pc, r: r, raw: newRawSender(pc),
 		work: make(chan datagram, statelessQueue), pass: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
 		invites:   r.metrics.requests.WithLabelValues(string(sip.INVITE)),
@@ -127,12 +106,8 @@ type datagram struct {
 
 type statelessConn struct {
 	net.PacketConn
-	raw  *rawSender   // writes, beside the descriptor's write lock
-	recv *rawReceiver // reads, in the kernel; nil: through ReadFrom
-	r    *Registrar
-	// inline: the readers answer REGISTERs; otherwise work feeds the
-	// workers.
-	inline  bool
+	raw     *rawSender // writes, beside the descriptor's write lock
+	r       *Registrar
 	work    chan datagram
 	answers *answerCache
 	// requests, invites and acks count REGISTERs, the INVITEs
@@ -168,8 +143,7 @@ type reader struct {
 	invite   regRequest // challenge's and proxyInvite's
 	relaying relaying   // relayInDialog's
 	out, ack []byte
-	ob       outbox     // what it sends after txMu (unlockTx)
-	register regRequest // answerRegister's, when inline
+	ob       outbox // what it sends after txMu (unlockTx)
 }
 
 var (
@@ -199,15 +173,8 @@ var readers = runtime.GOMAXPROCS(0) + 1
 // passes the rest on to sipgo through ReadFrom.
 func (c *statelessConn) read(done func(error)) {
 	rd := &reader{buf: make([]byte, 65535)}
-	readFrom := c.PacketConn.ReadFrom
-	if c.recv != nil {
-		// A thread of its own, as a Kamailio worker is a process of its
-		// own.
-		defer c.recv.thread()()
-		readFrom = c.recv.recv
-	}
 	for {
-		n, addr, err := readFrom(rd.buf)
+		n, addr, err := c.PacketConn.ReadFrom(rd.buf)
 		if err != nil {
 			done(err)
 			return
@@ -235,10 +202,6 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 	switch {
 	case bytes.HasPrefix(data, registerPrefix):
-		if c.inline {
-			rd.out = c.answerRegister(datagram{data: string(data), addr: addr}, &rd.register, rd.out[:0])
-			return true
-		}
 		select {
 		case c.work <- datagram{data: string(data), addr: addr}:
 		default:
@@ -263,24 +226,8 @@ func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 			bytes.Contains(data, c.txMark) && c.txResponse(rd, data)
 	case bytes.Contains(data, routeField):
 		return c.relayInDialog(rd, data, addr)
-	case isSTUNBinding(data):
-		// A keepalive (AnswerSTUN). It gets here when the readers read
-		// the socket themselves (rawReceiver), or nothing wrapped it in
-		// AnswerSTUN; otherwise that wrapper answered it in ReadFrom.
-		if ua, ok := addr.(*net.UDPAddr); ok {
-			_, _ = c.WriteTo(stunResponse(data, ua), addr)
-		}
-		return true
 	}
 	return false
-}
-
-// Close wakes the readers waiting in the kernel, and closes the socket.
-func (c *statelessConn) Close() error {
-	if c.recv != nil {
-		c.recv.close()
-	}
-	return c.PacketConn.Close()
 }
 
 // WriteTo sends b with one sendto(2), beside the runtime's write lock on

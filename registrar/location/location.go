@@ -72,11 +72,3 @@ type Store interface {
 	// Close flushes and releases the store. It is idempotent.
 	Close() error
 }
-
-// Immediate is implemented by a Store whose Update never waits: for I/O,
-// for a commit shared with other writers, or for anything but its own
-// lock. The registrar then answers a REGISTER on the thread that read it,
-// as Kamailio's workers do, and hands it to a pool of workers otherwise.
-type Immediate interface {
-	Immediate() bool
-}

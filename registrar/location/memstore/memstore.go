@@ -18,13 +18,7 @@ type Store struct {
 	closed bool
 }
 
-var (
-	_ location.Store     = (*Store)(nil)
-	_ location.Immediate = (*Store)(nil)
-)
-
-// Immediate reports that Update never waits but for the Store's lock.
-func (*Store) Immediate() bool { return true }
+var _ location.Store = (*Store)(nil)
 
 // New returns an empty Store.
 func New() *Store { return &Store{} }
