@@ -221,3 +221,43 @@ func TestSocketDrops(t *testing.T) {
 		t.Errorf("%d drops at the socket nobody sent to", n)
 	}
 }
+
+// TestSlicesKeepPorts runs two slices of REGISTER load against our
+// registrar, as atHalf does, and checks that each user keeps its two
+// bindings, sipp's and the prober's: slices sent from new ports piled up
+// a binding a user each (loaded).
+func TestSlicesKeepPorts(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := build(root, dir, "./cmd/registrar"); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}
+	h.plan.users = 50
+	users, err := h.usersFile(h.plan.users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := h.ready(loadTests[0], "ours", users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.stop()
+	for slice := 1; slice <= 2; slice++ {
+		s, _, err := h.step(l, loadTests[0], 100, 500*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.OK != 50 || s.Probes < h.plan.users || s.ProbesFailed > 0 {
+			t.Fatalf("slice %d: %d registrations, %d probes, %d failed", slice, s.OK, s.Probes, s.ProbesFailed)
+		}
+		for _, u := range []string{"u0", "u49"} {
+			if n := bindings(t, l.srv.admin, "sip:"+u+"@127.0.0.1"); n != 2 {
+				t.Errorf("after slice %d, %s has %d bindings, want sipp's and the prober's", slice, u, n)
+			}
+		}
+	}
+}

@@ -29,7 +29,7 @@ func TestCallProberUnbinds(t *testing.T) {
 	}
 	defer srv.stop()
 	for slice := 1; slice <= 2; slice++ {
-		pr := startProber(srv.addr, true, true, 2, 20*time.Millisecond)
+		pr := startProber(srv.addr, 0, true, true, 2, 20*time.Millisecond)
 		time.Sleep(300 * time.Millisecond)
 		during := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1")
 		rtts, failed, err := pr.finish()

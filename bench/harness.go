@@ -419,10 +419,18 @@ func (h *harness) once(lt loadTest, who, users string, rate int, length time.Dur
 
 // loaded is a server ready for the steps of one load test: for calls,
 // with the callee registered; extra is the test's sipp arguments.
+//
+// sippPort and probePort are the ports that its load and its prober send
+// from, kept from one step to the next (atHalf's slices) as phones keep
+// theirs between registrations. Each slice on a new port, every user
+// gained a binding a slice, and by the last of twenty slices both servers
+// were answering REGISTERs for AORs of many bindings: ours drops the
+// oldest past its cap of ten, and Kamailio kept them all.
 type loaded struct {
-	srv    *server
-	callee *proc
-	extra  []string
+	srv                 *server
+	callee              *proc
+	extra               []string
+	sippPort, probePort int
 }
 
 func (h *harness) ready(lt loadTest, who, users string) (*loaded, error) {
@@ -459,9 +467,10 @@ func (h *harness) step(l *loaded, lt loadTest, rate int, length time.Duration) (
 		every = callProbeEvery
 	}
 	drops := socketDrops(srv.port)
-	pr := startProber(srv.addr, lt.auth, lt.call, h.plan.users, every)
-	s, err := h.sipp(srv, lt.scenario, rate, calls, l.extra...)
+	pr := startProber(srv.addr, l.probePort, lt.auth, lt.call, h.plan.users, every)
+	s, port, err := h.sipp(srv, lt.scenario, rate, calls, l.sippPort, l.extra...)
 	rtts, failed, perr := pr.finish()
+	l.sippPort, l.probePort = port, pr.port
 	if err == nil {
 		s.Dropped = socketDrops(srv.port) - drops
 	}
@@ -545,8 +554,9 @@ func (h *harness) atHalf(lt loadTest, users string, rate int, o *Outcome) error 
 	return nil
 }
 
-// sipp runs one bounded load and reads its counts and response times.
-func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...string) (*Step, error) {
+// sipp runs one bounded load from port, or from a free port when it is 0,
+// and reads its counts and response times. It returns the port it used.
+func (h *harness) sipp(srv *server, scenario string, rate, calls, port int, extra ...string) (*Step, int, error) {
 	var (
 		dir       string
 		p         *proc
@@ -555,9 +565,11 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	)
 	for attempt := 1; ; attempt++ {
 		dir = h.scratch("sipp") // one for each attempt, for its files
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		if port == 0 || attempt > 1 {
+			var err error
+			if port, err = freePort(); err != nil {
+				return nil, 0, err
+			}
 		}
 		args := append([]string{"-sf", filepath.Join(h.root, "bench", "sipp", scenario),
 			"-t", "u1", "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-r", strconv.Itoa(rate), "-m", strconv.Itoa(calls),
@@ -566,8 +578,9 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 			"-nostdin", "-trace_stat", "-fd", "3600", "-trace_rtt", "-rtt_freq", "1000"}, extra...)
 		args = append(args, srv.addr)
 		start := time.Now()
+		var err error
 		if p, err = startProc("sipp", dir, exec.Command("sipp", args...)); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		// sipp's socket goes with it: its drops are read while it runs.
 		sippDrops = 0
@@ -583,8 +596,9 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 		tick.Stop()
 		wall = time.Since(start)
 		// As with the servers (start), a free port can be taken between
-		// freePort and sipp's bind, by another socket of the run: sipp
-		// then ends at once, having sent nothing. Take another.
+		// freePort, or the step before, and sipp's bind, by another
+		// socket of the run: sipp then ends at once, having sent
+		// nothing. Take another.
 		if out, _ := os.ReadFile(p.logPath); attempt < 3 && bytes.Contains(out, []byte("Unable to bind main socket")) {
 			h.log.Printf("  sipp: port %d taken meanwhile, trying another", port)
 			continue
@@ -593,22 +607,22 @@ func (h *harness) sipp(srv *server, scenario string, rate, calls int, extra ...s
 	}
 	var ee *exec.ExitError
 	if err := p.err; err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-		return nil, fmt.Errorf("sipp: %w: %s", err, p.tail())
+		return nil, 0, fmt.Errorf("sipp: %w: %s", err, p.tail())
 	}
 	s := &Step{Target: rate, SippDropped: sippDrops}
 	var err error
 	if s.OK, s.Failed, err = sippCounts(dir); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.Nominal, s.Wall = time.Duration(float64(calls)/float64(rate)*float64(time.Second)), wall.Round(time.Millisecond)
 	s.Rate = float64(s.OK) / s.Nominal.Seconds()
 	times, last, err := sippRTT(dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s.LastOK = last
 	s.P50, s.P99 = percentile(times, 0.50), percentile(times, 0.99)
-	return s, nil
+	return s, port, nil
 }
 
 // sippCounts reads the last line of sipp's statistics file.

@@ -62,7 +62,7 @@ func (h *harness) bindings(r *Report) error {
 		// retransmits it for 10 s, not the load tests' 2 s. This step
 		// measures memory, not loss; one run at 08:08 UTC ended with 2 of
 		// 100,000 lost at 2 s.
-		st, err := h.sipp(s, "register_open.xml", rate, n, "-inf", users, "-recv_timeout", "10000")
+		st, _, err := h.sipp(s, "register_open.xml", rate, n, 0, "-inf", users, "-recv_timeout", "10000")
 		if err != nil {
 			return err
 		}

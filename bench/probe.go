@@ -17,7 +17,10 @@ import (
 // exchange, first REGISTER to 200, with the monotonic clock. Under call
 // load it places one call at a time instead (callprobe.go).
 type prober struct {
-	addr  string
+	addr string
+	// port is the one it registers from: asked for, and when that was
+	// taken meanwhile, another (run); read it after finish.
+	port  int
 	auth  bool
 	call  bool
 	users int
@@ -34,8 +37,10 @@ type prober struct {
 // probeTimeout counts as the latency of a lost exchange.
 const probeTimeout = time.Second
 
-func startProber(addr string, auth, call bool, users int, every time.Duration) *prober {
-	p := &prober{addr: addr, auth: auth, call: call, users: users, every: every, stop: make(chan struct{})}
+// startProber starts probing addr from port, or from any port when it is
+// 0.
+func startProber(addr string, port int, auth, call bool, users int, every time.Duration) *prober {
+	p := &prober{addr: addr, port: port, auth: auth, call: call, users: users, every: every, stop: make(chan struct{})}
 	p.done.Add(1)
 	go p.run()
 	return p
@@ -51,12 +56,13 @@ func (p *prober) finish() ([]time.Duration, int, error) {
 
 func (p *prober) run() {
 	defer p.done.Done()
-	conn, err := net.Dial("udp", p.addr)
+	conn, err := dialFrom(p.port, p.addr)
 	if err != nil {
 		p.err = err
 		return
 	}
 	defer conn.Close()
+	p.port = conn.LocalAddr().(*net.UDPAddr).Port
 	probe := func(i int) (time.Duration, error) {
 		start := time.Now()
 		err := p.register(conn, fmt.Sprintf("u%d", p.users-1-i%p.users), i)
@@ -88,6 +94,22 @@ func (p *prober) run() {
 		p.rtts = append(p.rtts, rtt)
 		p.mu.Unlock()
 	}
+}
+
+// dialFrom dials addr over UDP from port on 127.0.0.1, or from any port
+// when port is 0 or taken.
+func dialFrom(port int, addr string) (net.Conn, error) {
+	if port != 0 {
+		local := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		remote, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if conn, err := net.DialUDP("udp", local, remote); err == nil {
+			return conn, nil
+		}
+	}
+	return net.Dial("udp", addr)
 }
 
 var (
