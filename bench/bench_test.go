@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -225,7 +229,10 @@ func TestSocketDrops(t *testing.T) {
 // TestSlicesKeepPorts runs two slices of REGISTER load against our
 // registrar, as atHalf does, and checks that each user keeps its two
 // bindings, sipp's and the prober's: slices sent from new ports piled up
-// a binding a user each (loaded).
+// a binding a user each (loaded). It also checks that the registrar
+// answered every registration of each slice afresh: a prober sending
+// from the port of the one before it, with the same Call-IDs and
+// branches, got that one's answers again (prober.id).
 func TestSlicesKeepPorts(t *testing.T) {
 	root, err := repoRoot()
 	if err != nil {
@@ -247,6 +254,7 @@ func TestSlicesKeepPorts(t *testing.T) {
 	}
 	defer l.stop()
 	for slice := 1; slice <= 2; slice++ {
+		before := registered(t, l.srv.admin)
 		s, _, err := h.step(l, loadTests[0], 100, 500*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
@@ -254,10 +262,38 @@ func TestSlicesKeepPorts(t *testing.T) {
 		if s.OK != 50 || s.Probes < h.plan.users || s.ProbesFailed > 0 {
 			t.Fatalf("slice %d: %d registrations, %d probes, %d failed", slice, s.OK, s.Probes, s.ProbesFailed)
 		}
+		if n := registered(t, l.srv.admin) - before; n != s.OK+s.Probes {
+			t.Errorf("slice %d: %d REGISTERs answered 200, want sipp's %d and the prober's %d", slice, n, s.OK, s.Probes)
+		}
 		for _, u := range []string{"u0", "u49"} {
 			if n := bindings(t, l.srv.admin, "sip:"+u+"@127.0.0.1"); n != 2 {
 				t.Errorf("after slice %d, %s has %d bindings, want sipp's and the prober's", slice, u, n)
 			}
 		}
 	}
+}
+
+// registered reads how many REGISTERs our registrar has answered with a
+// 2xx, from its admin listener's metrics. A retransmission answered
+// again from its cache is not counted.
+func registered(t *testing.T, admin string) int {
+	res, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, `sip_responses_total{class="2xx",method="REGISTER"} `); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("metrics: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

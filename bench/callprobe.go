@@ -139,15 +139,16 @@ func valueOf(line string) string {
 func (p *prober) placeCall(conn net.Conn, i int) (time.Duration, error) {
 	local := conn.LocalAddr().String()
 	target := fmt.Sprintf("sip:%s@%s", probeCallee, p.addr)
-	callID := fmt.Sprintf("probe-call-%d@%s", i, local)
-	from := fmt.Sprintf("From: <sip:%s@127.0.0.1>;tag=pc%d\r\n", probeCaller, i)
+	n := fmt.Sprintf("%d.%d", p.id, i)
+	callID := fmt.Sprintf("probe-call-%s@%s", n, local)
+	from := fmt.Sprintf("From: <sip:%s@127.0.0.1>;tag=pc%s\r\n", probeCaller, n)
 	to := fmt.Sprintf("To: <sip:%s@127.0.0.1>", probeCallee)
 	// Each transaction has its branch, numbered from 1; the ACK for a
 	// 407 takes its INVITE's (RFC 3261 §17.1.1.3).
 	request := func(method, uri string, branch, cseq int, toTag, extra string) string {
-		return fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-pc%d-%d;rport\r\nMax-Forwards: 70\r\n%s%s%s\r\n"+
+		return fmt.Sprintf("%s %s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-pc%s-%d;rport\r\nMax-Forwards: 70\r\n%s%s%s\r\n"+
 			"Call-ID: %s\r\nCSeq: %d %s\r\nContact: <sip:%s@%s>\r\n%sContent-Length: 0\r\n\r\n",
-			method, uri, local, i, branch, from, to, toTag, callID, cseq, method, probeCaller, local, extra)
+			method, uri, local, n, branch, from, to, toTag, callID, cseq, method, probeCaller, local, extra)
 	}
 	start := time.Now()
 	res, err := exchange(conn, request("INVITE", target, 1, 1, "", ""))

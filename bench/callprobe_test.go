@@ -10,9 +10,11 @@ import (
 )
 
 // TestCallProberUnbinds runs the call prober twice against our
-// registrar, as two slices of load do, and checks that its callee
-// leaves no binding behind: left bound, the callees of earlier slices
-// took a share of every probe call (stopCallee).
+// registrar, from one port, as two slices of load do, and checks that
+// its callee leaves no binding behind: left bound, the callees of
+// earlier slices took a share of every probe call (stopCallee). The
+// second prober's calls fail when they reuse the first one's Call-IDs
+// and branches (prober.id).
 func TestCallProberUnbinds(t *testing.T) {
 	root, err := repoRoot()
 	if err != nil {
@@ -28,11 +30,14 @@ func TestCallProberUnbinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.stop()
+	port := 0
 	for slice := 1; slice <= 2; slice++ {
-		pr := startProber(srv.addr, 0, true, true, 2, 20*time.Millisecond)
+		// From the port of the slice before, as atHalf's slices are.
+		pr := startProber(srv.addr, port, true, true, 2, 20*time.Millisecond)
 		time.Sleep(300 * time.Millisecond)
 		during := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1")
 		rtts, failed, err := pr.finish()
+		port = pr.port
 		if err != nil || len(rtts) == 0 || failed > 0 {
 			t.Fatalf("slice %d: %d calls, %d failed, %v", slice, len(rtts), failed, err)
 		}

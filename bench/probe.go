@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sipline/sipline/registrar/digest"
@@ -20,7 +21,12 @@ type prober struct {
 	addr string
 	// port is the one it registers from: asked for, and when that was
 	// taken meanwhile, another (run); read it after finish.
-	port  int
+	port int
+	// id is in its Call-IDs, tags and branches, which a number counts
+	// within the prober: sent from the port of the prober before it, the
+	// same ones hit that prober's answers, which the servers keep for
+	// retransmissions, and its bindings' Call-ID and CSeq.
+	id    uint64
 	auth  bool
 	call  bool
 	users int
@@ -37,10 +43,13 @@ type prober struct {
 // probeTimeout counts as the latency of a lost exchange.
 const probeTimeout = time.Second
 
+// probers counts the probers started in this process (prober.id).
+var probers atomic.Uint64
+
 // startProber starts probing addr from port, or from any port when it is
 // 0.
 func startProber(addr string, port int, auth, call bool, users int, every time.Duration) *prober {
-	p := &prober{addr: addr, port: port, auth: auth, call: call, users: users, every: every, stop: make(chan struct{})}
+	p := &prober{addr: addr, port: port, id: probers.Add(1), auth: auth, call: call, users: users, every: every, stop: make(chan struct{})}
 	p.done.Add(1)
 	go p.run()
 	return p
@@ -130,10 +139,11 @@ func (p *prober) register(conn net.Conn, user string, i int) error {
 func (p *prober) bind(conn net.Conn, user string, i int, contact string, expires int) error {
 	local := conn.LocalAddr().String()
 	uri := "sip:" + p.addr
+	n := fmt.Sprintf("%d.%d", p.id, i)
 	req := func(cseq int, authz string) string {
-		return fmt.Sprintf("REGISTER %[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s;branch=z9hG4bK-pr%[3]d-%[4]d;rport\r\nMax-Forwards: 70\r\n"+
-			"From: <sip:%[5]s@127.0.0.1>;tag=pr%[3]d\r\nTo: <sip:%[5]s@127.0.0.1>\r\nCall-ID: probe-%[3]d@%[2]s\r\nCSeq: %[4]d REGISTER\r\n"+
-			"Contact: <sip:%[5]s@%[7]s>\r\nExpires: %[8]d\r\n%[6]sContent-Length: 0\r\n\r\n", uri, local, i, cseq, user, authz, contact, expires)
+		return fmt.Sprintf("REGISTER %[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s;branch=z9hG4bK-pr%[3]s-%[4]d;rport\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:%[5]s@127.0.0.1>;tag=pr%[3]s\r\nTo: <sip:%[5]s@127.0.0.1>\r\nCall-ID: probe-%[3]s@%[2]s\r\nCSeq: %[4]d REGISTER\r\n"+
+			"Contact: <sip:%[5]s@%[7]s>\r\nExpires: %[8]d\r\n%[6]sContent-Length: 0\r\n\r\n", uri, local, n, cseq, user, authz, contact, expires)
 	}
 	res, err := exchange(conn, req(1, ""))
 	if err != nil {
