@@ -18,6 +18,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sipline/sipline/registrar/location"
 )
 
 // StatelessUDP wraps the UDP SIP socket so that REGISTER is answered
@@ -33,17 +35,23 @@ import (
 // the Via branch: a retransmitted REGISTER gets the same answer again,
 // not a second run of its nonce count.
 //
-// Several readers read the socket (readers says why), and a pool of
-// workers handles the REGISTERs, so that a durable store's
-// grouped commit does not hold up the socket; when all are busy and the
-// queue is full, a REGISTER is dropped, and its UA retransmits it.
+// Several readers read the socket (readers says why). With a store that
+// never waits (location.Immediate), a reader answers a REGISTER itself,
+// as a Kamailio worker does: handing it on cost a wakeup, and the p99 at
+// half Kamailio's maximum rate without auth (docs/BENCHMARKS.md). With
+// any other store a pool of workers handles the REGISTERs, so that a
+// durable store's grouped commit does not hold up the socket; when all
+// are busy and the queue is full, a REGISTER is dropped, and its UA
+// retransmits it.
 func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 	c := r.newStatelessConn(pc)
 	r.mu.Lock()
 	r.udp = append(r.udp, c)
 	r.mu.Unlock()
-	for range statelessWorkers {
-		go c.worker()
+	if !c.inline {
+		for range statelessWorkers {
+			go c.worker()
+		}
 	}
 	go c.expire()
 	var wg sync.WaitGroup
@@ -70,7 +78,9 @@ func (r *Registrar) StatelessUDP(pc net.PacketConn) net.PacketConn {
 
 func (r *Registrar) newStatelessConn(pc net.PacketConn) *statelessConn {
 	tagPrefix := rand.Text()[:10] + "."
+	im, ok := r.store.(location.Immediate)
 	return &statelessConn{
+		inline:     ok && im.Immediate(),
 		PacketConn: pc, r: r, raw: newRawSender(pc),
 		work: make(chan datagram, statelessQueue), pass: make(chan datagram, statelessQueue), answers: newAnswerCache(), quit: make(chan struct{}),
 		requests:  r.metrics.requests.WithLabelValues(string(sip.REGISTER)),
@@ -106,8 +116,11 @@ type datagram struct {
 
 type statelessConn struct {
 	net.PacketConn
-	raw     *rawSender // writes, beside the descriptor's write lock
-	r       *Registrar
+	raw *rawSender // writes, beside the descriptor's write lock
+	r   *Registrar
+	// inline says the readers answer REGISTERs; else work takes them to
+	// the workers.
+	inline  bool
 	work    chan datagram
 	answers *answerCache
 	// requests, invites and acks count REGISTERs, the INVITEs
@@ -140,6 +153,7 @@ type statelessConn struct {
 // reused from one datagram to the next.
 type reader struct {
 	buf      []byte
+	register regRequest // answerRegister's, when inline
 	invite   regRequest // challenge's and proxyInvite's
 	relaying relaying   // relayInDialog's
 	out, ack []byte
@@ -202,6 +216,10 @@ func (c *statelessConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *statelessConn) handle(rd *reader, data []byte, addr net.Addr) bool {
 	switch {
 	case bytes.HasPrefix(data, registerPrefix):
+		if c.inline {
+			rd.out = c.answerRegister(datagram{data: string(data), addr: addr}, &rd.register, rd.out[:0])
+			return true
+		}
 		select {
 		case c.work <- datagram{data: string(data), addr: addr}:
 		default:

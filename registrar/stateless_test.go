@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipline/sipline/registrar"
+	"github.com/sipline/sipline/registrar/location"
 	"github.com/sipline/sipline/registrar/location/memstore"
 )
 
@@ -17,9 +18,15 @@ import (
 // a reader standing in for sipgo that collects what is passed on.
 func statelessServer(t *testing.T, opts ...registrar.Option) (addr string, passed chan string) {
 	t.Helper()
+	return statelessServerOn(t, memstore.New(), opts...)
+}
+
+// statelessServerOn is statelessServer with the bindings in store.
+func statelessServerOn(t *testing.T, store location.Store, opts ...registrar.Option) (addr string, passed chan string) {
+	t.Helper()
 	opts = append([]registrar.Option{registrar.WithDomain("example.test", "127.0.0.1"),
 		registrar.WithUsers(map[string]registrar.User{"alice": {Password: "alice-secret"}})}, opts...)
-	reg, err := registrar.New(memstore.New(), opts...)
+	reg, err := registrar.New(store, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +127,22 @@ func crlf(s string) string {
 	return strings.ReplaceAll(strings.TrimLeft(s, "\n"), "\n", "\r\n") + "\r\n"
 }
 
+// waitingStore hides its Store's location.Immediate, as a store that may
+// wait (boltstore) lacks it: the registrar then hands REGISTERs to its
+// workers rather than answering them on the reader.
+type waitingStore struct{ location.Store }
+
+// TestStatelessRegisterAnswersRetransmissionsTheSame runs on both paths
+// of a REGISTER: answered on the reader, with the memory store, and by a
+// worker, with a store that may wait.
 func TestStatelessRegisterAnswersRetransmissionsTheSame(t *testing.T) {
-	addr, passed := statelessServer(t)
+	for name, store := range map[string]location.Store{"reader": memstore.New(), "workers": waitingStore{memstore.New()}} {
+		t.Run(name, func(t *testing.T) { testRetransmissions(t, store) })
+	}
+}
+
+func testRetransmissions(t *testing.T, store location.Store) {
+	addr, passed := statelessServerOn(t, store)
 	c, local := dial(t, addr)
 	reg := func(branch, cseq, authz string) string {
 		return crlf("REGISTER sip:example.test SIP/2.0\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-" + branch + ";rport\n" +

@@ -72,3 +72,12 @@ type Store interface {
 	// Close flushes and releases the store. It is idempotent.
 	Close() error
 }
+
+// Immediate is implemented by a Store whose Update never waits for
+// anything but its own lock: not for I/O, nor for a commit shared with
+// other writers. The registrar then answers a UDP REGISTER on the
+// goroutine that read it, as a Kamailio worker answers what it reads,
+// and hands it to a pool of workers otherwise.
+type Immediate interface {
+	Immediate() bool
+}

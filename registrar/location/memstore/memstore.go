@@ -18,10 +18,16 @@ type Store struct {
 	closed bool
 }
 
-var _ location.Store = (*Store)(nil)
+var (
+	_ location.Store     = (*Store)(nil)
+	_ location.Immediate = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New() *Store { return &Store{} }
+
+// Immediate implements location.Immediate: Update takes only the lock.
+func (s *Store) Immediate() bool { return true }
 
 // Update implements location.Store. fn runs with the Store locked, so it
 // must not call the Store.
