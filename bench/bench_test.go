@@ -234,15 +234,7 @@ func TestSocketDrops(t *testing.T) {
 // from the port of the one before it, with the same Call-IDs and
 // branches, got that one's answers again (prober.id).
 func TestSlicesKeepPorts(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := build(root, dir, "./cmd/registrar"); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}
+	h := oursHarness(t)
 	h.plan.users = 50
 	users, err := h.usersFile(h.plan.users)
 	if err != nil {

@@ -16,15 +16,7 @@ import (
 // second prober's calls fail when they reuse the first one's Call-IDs
 // and branches (prober.id).
 func TestCallProberUnbinds(t *testing.T) {
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := build(root, dir, "./cmd/registrar"); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}
+	h := oursHarness(t)
 	srv, err := h.start("ours", true, "memory", h.scratch("ours"), 2)
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +40,20 @@ func TestCallProberUnbinds(t *testing.T) {
 			t.Errorf("after slice %d, %s has %d bindings, want none", slice, probeCallee, n)
 		}
 	}
+}
+
+// oursHarness builds our registrar and returns a harness with the smoke
+// plan that starts it.
+func oursHarness(t *testing.T) *harness {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := build(root, dir, "./cmd/registrar"); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{plan: smokePlan, dir: dir, root: root, bin: dir, log: log.New(os.Stderr, "bench test: ", log.Ltime)}
 }
 
 // bindings counts aor's live bindings, from our registrar's admin

@@ -22,10 +22,12 @@ type prober struct {
 	// port is the one it registers from: asked for, and when that was
 	// taken meanwhile, another (run); read it after finish.
 	port int
-	// id is in its Call-IDs, tags and branches, which a number counts
-	// within the prober: sent from the port of the prober before it, the
-	// same ones hit that prober's answers, which the servers keep for
-	// retransmissions, and its bindings' Call-ID and CSeq.
+	// id numbers the prober in this process. It goes in its Call-IDs,
+	// tags and branches, beside each exchange's number, so that a prober
+	// sending from the port of the one before it does not repeat that
+	// one's: the servers answered those from their caches of answers for
+	// retransmissions, then refused them on the bindings' Call-ID and
+	// CSeq.
 	id    uint64
 	auth  bool
 	call  bool

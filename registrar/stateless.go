@@ -37,8 +37,9 @@ import (
 //
 // Several readers read the socket (readers says why). With a store that
 // never waits (location.Immediate), a reader answers a REGISTER itself,
-// as a Kamailio worker does: handing it on cost a wakeup, and the p99 at
-// half Kamailio's maximum rate without auth (docs/BENCHMARKS.md). With
+// as a Kamailio worker does: handing it on costs a wakeup, which showed
+// in the p99 at half Kamailio's maximum rate without auth
+// (docs/BENCHMARKS.md, twelfth round). With
 // any other store a pool of workers handles the REGISTERs, so that a
 // durable store's grouped commit does not hold up the socket; when all
 // are busy and the queue is full, a REGISTER is dropped, and its UA
