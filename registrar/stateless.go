@@ -185,11 +185,22 @@ var (
 var readers = runtime.GOMAXPROCS(0) + 1
 
 // read reads datagrams until the socket fails, handles what it can, and
-// passes the rest on to sipgo through ReadFrom.
+// passes the rest on to sipgo through ReadFrom. It reads with
+// recvfrom(2) made directly where it can (rawReader says why).
 func (c *statelessConn) read(done func(error)) {
 	rd := &reader{buf: make([]byte, 65535)}
+	raw := newRawReader(c.PacketConn, rd.buf)
+	stun, answersSTUN := c.PacketConn.(stunConn)
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(rd.buf)
+		var n int
+		var addr net.Addr
+		var err error
+		if raw == nil {
+			n, addr, err = c.PacketConn.ReadFrom(rd.buf)
+		} else if n, addr, err = raw.readFrom(); err == nil && answersSTUN && stun.answered(rd.buf[:n], addr) {
+			// stunConn.ReadFrom does the same for the locked way.
+			continue
+		}
 		if err != nil {
 			done(err)
 			return

@@ -29,13 +29,22 @@ const stunCookie = 0x2112A442
 func (c stunConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || !isSTUNBinding(b[:n]) {
+		if err != nil || !c.answered(b[:n], addr) {
 			return n, addr, err
 		}
-		if ua, ok := addr.(*net.UDPAddr); ok {
-			_, _ = c.WriteTo(stunResponse(b[:n], ua), addr)
-		}
 	}
+}
+
+// answered answers p if it is a STUN Binding request, and reports
+// whether it was one.
+func (c stunConn) answered(p []byte, from net.Addr) bool {
+	if !isSTUNBinding(p) {
+		return false
+	}
+	if ua, ok := from.(*net.UDPAddr); ok {
+		_, _ = c.WriteTo(stunResponse(p, ua), from)
+	}
+	return true
 }
 
 // isSTUNBinding reports whether p is a STUN Binding request. SIP starts
