@@ -33,16 +33,11 @@ type rawSender struct {
 	six bool
 }
 
-// newRawSender duplicates pc's descriptor, when pc is a UDP socket or
-// wraps one (stunConn).
+// newRawSender duplicates pc's descriptor, when it has one (rawConn).
 func newRawSender(pc net.PacketConn) *rawSender {
 	s := &rawSender{fd: -1}
-	sc, ok := pc.(syscall.Conn)
-	if !ok {
-		return s
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(pc)
+	if rc == nil {
 		return s
 	}
 	_ = rc.Control(func(fd uintptr) {
@@ -59,6 +54,17 @@ func newRawSender(pc net.PacketConn) *rawSender {
 		s.fd = dup
 	})
 	return s
+}
+
+// rawConn is pc's socket, when pc is a UDP socket or wraps one
+// (stunConn); nil when there is none.
+func rawConn(pc net.PacketConn) syscall.RawConn {
+	if sc, ok := pc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return rc
+		}
+	}
+	return nil
 }
 
 // errLocked means: send it the locked way (net.PacketConn.WriteTo).
@@ -170,12 +176,8 @@ type rawReader struct {
 
 // newRawReader reads pc's socket into buf; nil when pc has none.
 func newRawReader(pc net.PacketConn, buf []byte) *rawReader {
-	sc, ok := pc.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(pc)
+	if rc == nil {
 		return nil
 	}
 	r := &rawReader{rc: rc, buf: buf}
