@@ -267,9 +267,15 @@ func TestSlicesKeepPorts(t *testing.T) {
 
 // registered reads how many REGISTERs our registrar has answered with a
 // 2xx, from its admin listener's metrics. A retransmission answered
-// again from its cache is not counted.
+// again from its cache is not counted. SIP may answer before the admin
+// listener is up (the bindings step waits for it too), so it waits up
+// to 5 s for the listener.
 func registered(t *testing.T, admin string) int {
 	res, err := http.Get("http://" + admin + "/metrics")
+	for deadline := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		res, err = http.Get("http://" + admin + "/metrics")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
