@@ -96,12 +96,11 @@ func (h *harness) bindings(r *Report) error {
 	}
 	again := ours
 	r.RestartToServing = time.Since(start).Round(time.Millisecond).String()
-	got := again.gauge("sip_bindings_active")
-	for deadline := time.Now().Add(5 * time.Second); got < 0 && time.Now().Before(deadline); {
-		// SIP may answer before the admin listener is up.
-		time.Sleep(20 * time.Millisecond)
-		got = again.gauge("sip_bindings_active")
+	if err := again.waitAdmin(); err != nil {
+		again.stop()
+		return err
 	}
+	got := again.gauge("sip_bindings_active")
 	r.RSSMiB = rssMiB(again.cmd.Process.Pid)
 	again.stop()
 	if got != float64(n) {

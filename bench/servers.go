@@ -82,7 +82,14 @@ users:
 	if s.proc, err = startProc("registrar", s.dir, exec.Command(filepath.Join(h.bin, "registrar"), "-config", cfg)); err != nil {
 		return err
 	}
-	return s.waitReady()
+	if err := s.waitReady(); err != nil {
+		return err
+	}
+	if err := s.waitAdmin(); err != nil {
+		s.stop()
+		return err
+	}
+	return nil
 }
 
 // waitReady waits until the server answers SIP.
@@ -95,6 +102,22 @@ func (s *server) waitReady() error {
 		}
 	}
 	return nil
+}
+
+// waitAdmin waits until ours' admin listener answers, which may come up
+// after SIP does.
+func (s *server) waitAdmin() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := httpGet("http://" + s.admin + "/metrics")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: admin listener %s: %w", s.who, s.admin, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (h *harness) startKamailio(s *server, port int, auth bool, n int) error {

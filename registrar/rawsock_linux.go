@@ -172,6 +172,7 @@ type rawReader struct {
 	from  rawSockaddr
 	errno syscall.Errno
 	try   func(fd uintptr) bool // one recvfrom(2); false when the socket is empty
+	stun  *stunConn             // answers STUN, as its ReadFrom would; nil when pc is no stunConn
 }
 
 // newRawReader reads pc's socket into buf; nil when pc has none.
@@ -181,6 +182,9 @@ func newRawReader(pc net.PacketConn, buf []byte) *rawReader {
 		return nil
 	}
 	r := &rawReader{rc: rc, buf: buf}
+	if sc, ok := pc.(stunConn); ok {
+		r.stun = &sc
+	}
 	r.try = func(fd uintptr) bool {
 		for {
 			size := uint32(unsafe.Sizeof(r.from))
@@ -200,13 +204,18 @@ func newRawReader(pc net.PacketConn, buf []byte) *rawReader {
 }
 
 // readFrom returns the next datagram's length and source, as
-// net.PacketConn.ReadFrom does.
+// pc.ReadFrom does, STUN Binding requests answered when pc answers them.
 func (r *rawReader) readFrom() (int, net.Addr, error) {
-	if err := r.rc.Read(r.try); err != nil {
-		return 0, nil, err
+	for {
+		if err := r.rc.Read(r.try); err != nil {
+			return 0, nil, err
+		}
+		if r.errno != 0 {
+			return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", r.errno)}
+		}
+		from := net.UDPAddrFromAddrPort(r.from.addrPort())
+		if r.stun == nil || !r.stun.answered(r.buf[:r.n], from) {
+			return r.n, from, nil
+		}
 	}
-	if r.errno != 0 {
-		return 0, nil, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", r.errno)}
-	}
-	return r.n, net.UDPAddrFromAddrPort(r.from.addrPort()), nil
 }

@@ -190,16 +190,14 @@ var readers = runtime.GOMAXPROCS(0) + 1
 func (c *statelessConn) read(done func(error)) {
 	rd := &reader{buf: make([]byte, 65535)}
 	raw := newRawReader(c.PacketConn, rd.buf)
-	stun, answersSTUN := c.PacketConn.(stunConn)
 	for {
 		var n int
 		var addr net.Addr
 		var err error
-		if raw == nil {
+		if raw != nil {
+			n, addr, err = raw.readFrom()
+		} else {
 			n, addr, err = c.PacketConn.ReadFrom(rd.buf)
-		} else if n, addr, err = raw.readFrom(); err == nil && answersSTUN && stun.answered(rd.buf[:n], addr) {
-			// stunConn.ReadFrom does the same for the locked way.
-			continue
 		}
 		if err != nil {
 			done(err)
