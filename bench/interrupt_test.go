@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// TestInterruptStopsServers interrupts a smoke run while its servers are
-// up, and checks that none of the processes it started outlives it, and
-// that the socket buffer setting is put back.
+// TestInterruptStopsServers interrupts a smoke run while it builds, and
+// while its servers are up, and checks that none of the processes it
+// started outlives it, and that the socket buffer setting is put back.
 func TestInterruptStopsServers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the harness")
@@ -22,6 +22,38 @@ func TestInterruptStopsServers(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	for _, tc := range []struct {
+		name  string
+		ready func(dir string) bool
+	}{
+		// The go command names the run's directory, and works in the
+		// repository.
+		{"building", func(dir string) bool {
+			for _, p := range processesIn(dir) {
+				if !p.inDir && strings.HasPrefix(p.cmdline, "go build") {
+					return true
+				}
+			}
+			return false
+		}},
+		// A server of the run and its callee or sipp work in it.
+		{"servers up", func(dir string) bool {
+			n := 0
+			for _, p := range processesIn(dir) {
+				if p.inDir {
+					n++
+				}
+			}
+			return n >= 2
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { interruptWhen(t, bin, tc.ready) })
+	}
+}
+
+// interruptWhen starts a smoke run of bin, sends it SIGINT once ready
+// holds for its working directory, and checks what it left.
+func interruptWhen(t *testing.T, bin string, ready func(dir string) bool) {
 	rmem, _ := os.ReadFile("/proc/sys/net/core/rmem_default")
 	cmd := exec.Command(bin, "-smoke", "-keep", "-only", "calls with proxy auth", "-out", filepath.Join(t.TempDir(), "out.json"))
 	stderr, err := cmd.StderrPipe()
@@ -47,13 +79,12 @@ func TestInterruptStopsServers(t *testing.T) {
 		for lines.Scan() {
 		}
 	}()
-	// Wait for a server of the run and its callee or sipp to be up.
 	deadline := time.Now().Add(60 * time.Second)
-	for len(processesIn(dir)) < 2 {
+	for !ready(dir) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no server of the run came up in %s", dir)
+			t.Fatalf("the run never reached the point to interrupt, in %s", dir)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -75,10 +106,18 @@ func TestInterruptStopsServers(t *testing.T) {
 	}
 }
 
-// processesIn lists the command lines of running processes that name dir
-// or work in it: the servers, callees and sipps a run started there.
-func processesIn(dir string) []string {
-	var found []string
+// process is a running process found in /proc.
+type process struct {
+	pid, cmdline string
+	inDir        bool // it works in the directory looked for
+}
+
+func (p process) String() string { return p.pid + ": " + p.cmdline }
+
+// processesIn lists the running processes that name dir or work in it: the
+// builds, servers, callees and sipps a run started there.
+func processesIn(dir string) []process {
+	var found []process
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if e.Name()[0] < '0' || e.Name()[0] > '9' {
@@ -86,13 +125,14 @@ func processesIn(dir string) []string {
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if err != nil || !strings.Contains(string(b), dir) && !strings.HasPrefix(cwd, dir) {
+		inDir := strings.HasPrefix(cwd, dir)
+		if err != nil || !strings.Contains(string(b), dir) && !inDir {
 			continue
 		}
 		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {
 			continue // a zombie: exited, not yet reaped
 		}
-		found = append(found, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		found = append(found, process{e.Name(), strings.ReplaceAll(string(b), "\x00", " "), inDir})
 	}
 	return found
 }

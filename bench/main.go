@@ -162,12 +162,18 @@ func run(p plan, only string, logger *log.Logger) (*Report, error) {
 	return h.all(only)
 }
 
-// build builds the packages of the repository at root into dir.
+// build builds the packages of the repository at root into dir. The go
+// command is tracked like the servers, so an interrupted run stops it too.
 func build(root, dir string, pkgs ...string) error {
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
-	cmd.Dir, cmd.Stderr = root, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("build %v: %w", pkgs, err)
+	cmd.Dir = root
+	p, err := startProc("build", dir, cmd)
+	if err != nil {
+		return err
+	}
+	<-p.done
+	if p.err != nil {
+		return fmt.Errorf("build %v: %w\n%s", pkgs, p.err, p.tail())
 	}
 	return nil
 }
