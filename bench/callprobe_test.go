@@ -26,7 +26,10 @@ func TestCallProberUnbinds(t *testing.T) {
 	for slice := 1; slice <= 2; slice++ {
 		// From the port of the slice before, as atHalf's slices are.
 		pr := startProber(srv.addr, port, true, true, 2, 20*time.Millisecond)
-		time.Sleep(300 * time.Millisecond)
+		// Its callee is registered before its first call.
+		for deadline := time.Now().Add(10 * time.Second); exchanges(pr) == 0 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
 		during := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1")
 		rtts, failed, err := pr.finish()
 		port = pr.port
@@ -77,4 +80,11 @@ func bindings(t *testing.T, admin, aor string) int {
 		}
 	}
 	return 0
+}
+
+// exchanges is how many exchanges p has measured so far.
+func exchanges(p *prober) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.rtts)
 }

@@ -125,7 +125,7 @@ func processesIn(dir string) []process {
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		inDir := strings.HasPrefix(cwd, dir)
+		inDir := cwd == dir || strings.HasPrefix(cwd, dir+"/")
 		if err != nil || !strings.Contains(string(b), dir) && !inDir {
 			continue
 		}

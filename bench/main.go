@@ -47,7 +47,7 @@ var fullPlan = plan{users: 10000, step: 5 * time.Second, startRate: 2500, maxRat
 
 // smokePlan checks that the harness works, in seconds: no figure from it
 // means anything.
-var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, halfSlices: 1, halfSlice: time.Second, bindings: 2000, phoneCall: 2 * time.Second}
+var smokePlan = plan{users: 200, step: time.Second, startRate: 200, maxRate: 400, refine: 0, halfSlices: 1, halfSlice: time.Second, retryFailed: true, bindings: 2000, phoneCall: 2 * time.Second}
 
 // Report is everything one run measured.
 type Report struct {

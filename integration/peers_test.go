@@ -446,7 +446,7 @@ func startCapture(t *testing.T, ports ...int) *capture {
 		filter = append(filter, "port "+strconv.Itoa(p))
 	}
 	c.p = startProc(t, "tshark", dir, exec.Command("tshark", "-i", "lo", "-q", "-w", c.path, "-f", strings.Join(filter, " or ")))
-	c.p.waitLog(t, 10*time.Second, "Capturing on")
+	c.p.waitLog(t, 30*time.Second, "Capturing on")
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return

@@ -192,7 +192,7 @@ func TestPhonesCallWithAudio(t *testing.T) {
 			bob := startPhone(t, r, "bob", transport, "-auto-answer", "-play", toneFile(t, 440), "-record", bobHeard, "-exit-after-call")
 			waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
 			alice := startPhone(t, r, "alice", transport, "-call", "bob", "-play", toneFile(t, 1000), "-record", aliceHeard,
-				"-hangup-after", "5s", "-exit-after-call", "-dtmf", "42#", "-dtmf-at", "4200ms")
+				"-hangup-after", "6s", "-exit-after-call", "-dtmf", "42#", "-dtmf-at", "4200ms")
 			alice.wait(t, 20*time.Second, r)
 			bob.wait(t, 10*time.Second, r)
 			for _, p := range []*phoneProc{alice, bob} {
@@ -217,11 +217,13 @@ func TestHoldSilencesAndResumeBringsBack(t *testing.T) {
 	bob := startPhone(t, r, "bob", "udp", "-auto-answer", "-play", toneFileOf(t, 440, 0, 10*time.Second), "-record", bobHeard, "-exit-after-call")
 	waitFor(t, 10*time.Second, "bob to register", func() bool { return strings.Contains(r.registrations(), "sip:bob@") })
 	alice := startPhone(t, r, "alice", "udp", "-call", "bob", "-play", toneFileOf(t, 1000, 0, 10*time.Second), "-record", aliceHeard,
-		"-hangup-after", "6s", "-exit-after-call")
+		"-hangup-after", "8s", "-exit-after-call")
 	waitFor(t, 10*time.Second, "the call to be answered", func() bool { return strings.Contains(alice.out.String(), "[answered]") })
+	// Held from 2 s to 5 s; each window is a second clear of the
+	// re-INVITEs, whose effect lags the command on a busy machine.
 	time.Sleep(2 * time.Second)
 	fmt.Fprintln(alice.stdin, "hold")
-	time.Sleep(2 * time.Second)
+	time.Sleep(3 * time.Second)
 	fmt.Fprintln(alice.stdin, "resume")
 	alice.wait(t, 20*time.Second, r)
 	bob.wait(t, 10*time.Second, r)
@@ -233,7 +235,7 @@ func TestHoldSilencesAndResumeBringsBack(t *testing.T) {
 		freq      float64
 	}{{"bob", bobHeard, 1000}, {"alice", aliceHeard, 440}} {
 		window := func(from, to time.Duration) float64 { return windowPower(t, rec.path, rec.freq, from, to) }
-		before, held, after := window(500*time.Millisecond, 1500*time.Millisecond), window(2500*time.Millisecond, 3500*time.Millisecond), window(4800*time.Millisecond, 5600*time.Millisecond)
+		before, held, after := window(500*time.Millisecond, 1500*time.Millisecond), window(3*time.Second, 4*time.Second), window(6300*time.Millisecond, 7300*time.Millisecond)
 		t.Logf("%s hears %.0f Hz at power %.3f before hold, %.4f held, %.3f after resume", rec.who, rec.freq, before, held, after)
 		if before < 0.02 || after < 0.02 || held > 0.001 {
 			t.Errorf("%s: hold did not silence the call, or resume did not bring it back", rec.who)
