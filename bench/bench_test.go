@@ -53,7 +53,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("pooled %+v, from the run %s: ratio %.2f, ours p99 %v", p, o.Test, o.P99Ratio, o.OursAtHalf.P99)
 		}
 	}
-	if r.RSSMiB <= 0 || r.KamailioRSSMiB <= 0 || r.RestartToServing == "" {
+	if r.RSSMiB <= 0 || r.RSSQuietMiB <= 0 || r.KamailioRSSMiB <= 0 || r.RestartToServing == "" {
 		t.Errorf("memory or restart not measured: %+v", r)
 	}
 	if r.PhoneCPUPerCall <= 0 {

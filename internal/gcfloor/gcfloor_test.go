@@ -3,6 +3,7 @@ package gcfloor
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -69,5 +70,85 @@ func TestFloorFollowsCollections(t *testing.T) {
 	f.Stop()
 	if p := debug.SetGCPercent(150); p != 150 {
 		t.Fatalf("GOGC %d after Stop, want 150", p)
+	}
+}
+
+// A program that goes idle with much of its heap garbage gets it
+// collected and the memory handed back, without waiting for the runtime's
+// forced collection two minutes on: with its floor raised, and at the
+// percentage given.
+func TestReleaseWhenIdle(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		floor   uint64
+		percent int
+		raise   bool
+	}{
+		{"floor raised", 1 << 30, 150, true},
+		{"at the percentage given", 0, 10_000, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer debug.SetGCPercent(debug.SetGCPercent(100))
+			f := start(c.floor, c.percent, 300*time.Millisecond, 50*time.Millisecond)
+			defer f.Stop()
+			for i := 0; c.raise && i < 200 && f.Percent() <= c.percent; i++ {
+				for range 64 {
+					sink = append(sink[:0], make([]byte, 64<<10))
+				}
+				runtime.GC()
+				runtime.Gosched()
+			}
+			if p := f.Percent(); c.raise && p <= c.percent {
+				t.Fatalf("GOGC %d after collections of a small, busy heap with a floor of 1 GiB, want above %d", p, c.percent)
+			}
+			// 64 MiB of garbage, far under the goal: no collection of
+			// the runtime's own comes for it.
+			for range 1024 {
+				sink = append(sink[:0], make([]byte, 64<<10))
+			}
+			sink = nil
+			s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/memory/classes/heap/released:bytes"}}
+			metrics.Read(s)
+			cycles, released := s[0].Value.Uint64(), s[1].Value.Uint64()
+			deadline := time.Now().Add(5 * time.Second)
+			for metrics.Read(s); s[1].Value.Uint64()-released < 32<<20 && time.Now().Before(deadline); metrics.Read(s) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := s[1].Value.Uint64() - released; got < 32<<20 {
+				t.Fatalf("%d MiB handed back to the OS in 5 s idle, want at least 32", got>>20)
+			}
+			if s[0].Value.Uint64() == cycles {
+				t.Error("no collection while idle")
+			}
+			for p := f.Percent(); p != c.percent && time.Now().Before(deadline); p = f.Percent() {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if p := f.Percent(); p != c.percent {
+				t.Errorf("GOGC %d after the collection of an idle program, want %d", p, c.percent)
+			}
+		})
+	}
+}
+
+func TestIdle(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name    string
+		live    uint64
+		rate    float64
+		percent int
+		want    bool
+	}{
+		{"no allocation", 30 * mib, 0, 200, true},
+		{"re-registrations of 100,000 bindings: 100 KB/s", 30 * mib, 100e3, 200, true},
+		{"just idle: the next collection in 61 s", 30 * mib, 60 * mib / 61.0, 200, true},
+		{"just busy: in 59 s", 30 * mib, 60 * mib / 59.0, 200, false},
+		{"under load: 15 MB/s", 30 * mib, 15e6, 200, false},
+		{"a tiny heap counts as the runtime's minimum: 4 MiB", 0, 50e3, 100, true},
+		{"and its own rate", 0, 80e3, 100, false},
+	} {
+		if got := Idle(c.live, c.rate, c.percent); got != c.want {
+			t.Errorf("%s: Idle(%d, %.0f, %d) = %v, want %v", c.name, c.live, c.rate, c.percent, got, c.want)
+		}
 	}
 }
