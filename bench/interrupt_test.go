@@ -126,7 +126,7 @@ func processesIn(dir string) []process {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
 		inDir := cwd == dir || strings.HasPrefix(cwd, dir+"/")
-		if err != nil || !strings.Contains(string(b), dir) && !inDir {
+		if err != nil || !strings.Contains(string(b), dir+"/") && !inDir {
 			continue
 		}
 		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(st), ") Z ") {

@@ -107,10 +107,7 @@ func (f *Floor) Stop() {
 func (f *Floor) release(quiet, tick time.Duration) {
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	samples := []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"},
-		{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"},
-	}
+	samples := append(newSamples(), metrics.Sample{Name: "/memory/classes/heap/objects:bytes"}, metrics.Sample{Name: "/memory/classes/heap/free:bytes"})
 	metrics.Read(samples)
 	allocs, last, since := samples[1].Value.Uint64(), time.Now(), time.Time{}
 	for {
