@@ -252,10 +252,8 @@ func TestSlicesKeepPorts(t *testing.T) {
 		}
 		// The registrar counts an answer once it is sent, so the count
 		// can trail the last answer received.
-		n := registered(l.srv) - before
-		for deadline := time.Now().Add(2 * time.Second); n < s.OK+s.Probes && time.Now().Before(deadline); n = registered(l.srv) - before {
-			time.Sleep(20 * time.Millisecond)
-		}
+		var n int
+		until(2*time.Second, func() bool { n = registered(l.srv) - before; return n >= s.OK+s.Probes })
 		if n != s.OK+s.Probes {
 			t.Errorf("slice %d: %d REGISTERs answered 200, want sipp's %d and the prober's %d", slice, n, s.OK, s.Probes)
 		}
@@ -265,6 +263,16 @@ func TestSlicesKeepPorts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// until polls cond every 10 ms for up to d, and reports whether it held.
+func until(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // registered reads how many REGISTERs our registrar has answered with a

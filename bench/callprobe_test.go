@@ -27,9 +27,7 @@ func TestCallProberUnbinds(t *testing.T) {
 		// From the port of the slice before, as atHalf's slices are.
 		pr := startProber(srv.addr, port, true, true, 2, 20*time.Millisecond)
 		// Its callee is registered before its first call.
-		for deadline := time.Now().Add(10 * time.Second); exchanges(pr) == 0 && time.Now().Before(deadline); {
-			time.Sleep(20 * time.Millisecond)
-		}
+		until(10*time.Second, func() bool { return exchanges(pr) > 0 })
 		during := bindings(t, srv.admin, "sip:"+probeCallee+"@127.0.0.1")
 		rtts, failed, err := pr.finish()
 		port = pr.port

@@ -79,12 +79,8 @@ func interruptWhen(t *testing.T, bin string, ready func(dir string) bool) {
 		for lines.Scan() {
 		}
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for !ready(dir) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the run never reached the point to interrupt, in %s", dir)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !until(60*time.Second, func() bool { return ready(dir) }) {
+		t.Fatalf("the run never reached the point to interrupt, in %s", dir)
 	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
